@@ -66,7 +66,8 @@ async function runChecks(): Promise<Counts> {
   const counts = emptyCounts();
   const bin = (name: string) => join(rootDir, 'node_modules', '.bin', name);
   const checks: [string, string, string[]][] = [
-    ['lint (biome)', bin('biome'), ['check', '--error-on-warnings', '.']],
+    ['lint (eslint)', bin('eslint'), ['--max-warnings', '0', '.']],
+    ['format (prettier)', bin('prettier'), ['--check', '--log-level', 'warn', '.']],
     ['type-check (tsc)', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']],
     [
       'type-check (svelte-check)',

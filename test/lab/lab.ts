@@ -645,12 +645,8 @@ export async function labStatus(
   const state = readLabState(lab);
   const nodes: LabNodeStatus[] = [];
   for (const node of state.nodes) {
-    let initPid: number | null = null;
-    try {
-      initPid = await nodeInitPid(lab, node.name);
-    } catch {
-      initPid = null;
-    }
+    // A node whose init is gone is reported as not running rather than failing the whole status.
+    const initPid = await nodeInitPid(lab, node.name).catch(() => null);
     const sshListening = initPid !== null && (await waitForTcp(node.ip, 22, 500));
     nodes.push({
       name: node.name,
