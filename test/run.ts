@@ -1,7 +1,7 @@
 // `npm test`: every suite in order (checks, unit, sim, lab, e2e), then one closing line
 // `N passed, N failed, N skipped`. `npm test -- lab` runs one suite; a path runs one file.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { allSystemPackages, ensureSystemPackages } from './system-packages.ts';
@@ -141,9 +141,11 @@ async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
   const total = emptyCounts();
+  // A directory stands for every test file below it.
   const fileArgs = requested
     .filter((arg) => !suites.includes(arg as Suite))
-    .map((arg) => resolve(rootDir, arg));
+    .map((arg) => resolve(rootDir, arg))
+    .flatMap((path) => (statSync(path).isDirectory() ? testFilesUnder(path) : [path]));
   const suiteArgs = requested.filter((arg): arg is Suite => suites.includes(arg as Suite));
   const selected: Suite[] = suiteArgs.length > 0 || fileArgs.length > 0 ? suiteArgs : [...suites];
   for (const suite of selected) {

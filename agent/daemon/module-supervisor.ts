@@ -1,0 +1,558 @@
+// Runs one module: feeds events (commands, finished scripts, checker verdicts, rule timer) one
+// at a time into the pure automaton and carries out the actions it returns: scripts, checker
+// classes, logs, persistence. All I/O of a module happens here or in the adapters it owns.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type CustomCheckerSpec, CustomCheckers } from '../checkers/custom-checkers.ts';
+import { CheckerScheduler } from '../checkers/checker-scheduler.ts';
+import { ErrdMonitor, type ErrdReport, pidPollMsDefault } from '../checkers/errd-monitor.ts';
+import {
+  type FarmCore,
+  type FarmEvent,
+  type FarmVerb,
+  initialFarmCore,
+  type Origin,
+  stepFarm,
+} from '../core/farm-automaton.ts';
+import type { ActivityClass, CoreAction, LogLevel } from '../core/job.ts';
+import { countAction, maxloopReached, resetMaxloop } from '../core/maxloop.ts';
+import { type ResourceTable, setResource } from '../core/resources.ts';
+import { evaluateRules, initialRuleEngine, type RuleEngineState } from '../core/rule-engine.ts';
+import { formatState, type ModuleStateName, type Readiness } from '../core/states.ts';
+import { type JsonReadResult, readJsonFile, writeJsonDurably } from './durable-file.ts';
+import { type LogEntry, ModuleLog } from './module-log.ts';
+import type { ModuleRuntimeConfig } from './module-runtime-config.ts';
+import type { NodePaths } from './paths.ts';
+import { type RunningScript, startScript } from '../scripts/runner.ts';
+
+export interface UserSettings {
+  errd: 'on' | 'off';
+  checker: 'on' | 'off';
+  boot: 'on' | 'off';
+  failover: 'on' | 'off';
+}
+
+interface PersistedModule {
+  version: 1;
+  core: Pick<FarmCore, 'state' | 'readiness' | 'maxloop' | 'lastFailure'>;
+  settings: UserSettings;
+  customClassesEnabled: string[];
+  bootId: string;
+}
+
+function isPersistedModule(value: unknown): value is PersistedModule {
+  const candidate = value as PersistedModule;
+  return (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    candidate.version === 1 &&
+    typeof candidate.core?.state === 'string' &&
+    typeof candidate.settings?.errd === 'string'
+  );
+}
+
+export interface ModuleStatus {
+  module: string;
+  mode: string;
+  state: ModuleStateName;
+  readiness: Readiness;
+  detail: string[];
+  resources: ResourceTable;
+  settings: UserSettings;
+}
+
+type Listener = (status: ModuleStatus) => void;
+
+export interface CommandOutcome {
+  accepted: boolean;
+  message: string;
+}
+
+const eventQueueMax = 1024;
+
+export function readBootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+export class ModuleSupervisor {
+  private core: FarmCore;
+  private resources: ResourceTable = {};
+  private ruleState: RuleEngineState = initialRuleEngine();
+  private settings: UserSettings = { errd: 'on', checker: 'on', boot: 'off', failover: 'on' };
+  private customClassesEnabled: string[] = [];
+  private readonly log: ModuleLog;
+  private readonly errd: ErrdMonitor | null;
+  private readonly checkers: CheckerScheduler;
+  private readonly customCheckers: CustomCheckers;
+  private queue: Promise<void> = Promise.resolve();
+  private queuedEvents = 0;
+  private runningScript: RunningScript | null = null;
+  private ruleTimer: NodeJS.Timeout | null = null;
+  private readonly listeners = new Set<Listener>();
+  private closed = false;
+  private readonly stateFile: string;
+  private readonly moduleVarDir: string;
+
+  constructor(
+    private readonly config: ModuleRuntimeConfig,
+    private readonly paths: NodePaths,
+    private readonly nowMs: () => number = Date.now,
+  ) {
+    if (config.mode === 'mirror')
+      throw new Error(`module ${config.name}: mirror modules are not supported yet`);
+    this.moduleVarDir = join(paths.moduleStateDir, config.name);
+    this.stateFile = join(this.moduleVarDir, 'state.json');
+    this.log = new ModuleLog(join(this.moduleVarDir, 'log', 'module.log'));
+    this.core = initialFarmCore(nowMs());
+    this.errd = config.errd
+      ? new ErrdMonitor(config.errd.watches, {
+          pollTimerMs: config.errd.pollTimerMs,
+          pidPollMs: pidPollMsDefault,
+          onReport: (report) => this.enqueue(() => this.onErrdReport(report)),
+          onError: (error) => this.write('C', 'errd', `errd: ${error.message}`),
+        })
+      : null;
+    this.checkers = new CheckerScheduler(config.checkers, {
+      // Synchronous on purpose: a checker switched on must read `init` before the next rule evaluation.
+      setResource: (resource, value, detail) => this.setResourceValue(resource, value, 'checker', detail),
+    });
+    this.customCheckers = new CustomCheckers(config.customCheckers, {
+      module: config.name,
+      binDir: this.binDir(),
+      env: this.scriptEnv(),
+      setResource: (resource, value, detail) => this.setResourceValue(resource, value, 'checker', detail),
+      log: (level, message) => this.write(level, 'checker', message),
+    });
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  private binDir(): string {
+    return join(this.paths.runtimeModulesDir, this.config.name, 'bin');
+  }
+
+  private scriptEnv(): Record<string, string> {
+    const runtimeDir = join(this.paths.runtimeModulesDir, this.config.name);
+    return {
+      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      LANG: 'C.UTF-8',
+      HOME: '/root',
+      ...(this.config.user?.vars ?? {}),
+      SAFE: this.paths.safe,
+      SAFEBIN: this.paths.safeBin,
+      SAFEVAR: this.paths.safeVar,
+      SAFEMODULE: this.config.name,
+      SAFEUSERBIN: join(runtimeDir, 'bin'),
+      SAFEUSERCONF: join(runtimeDir, 'conf'),
+      SAFEUSERVAR: this.moduleVarDir,
+      // Lets `hakit` called from a script find this daemon when paths are moved (tests).
+      HAKIT_SAFE: this.paths.safe,
+      HAKIT_SAFEVAR: this.paths.safeVar,
+      HAKIT_RUN: this.paths.run,
+    };
+  }
+
+  private write(level: LogLevel, component: string, message: string): void {
+    const entry: LogEntry = { timeMs: this.nowMs(), component, level, message };
+    this.log.append(entry);
+  }
+
+  /** Loads persisted state and recovers to a safe state after a daemon crash; starts at boot. */
+  async open(): Promise<void> {
+    const loaded: JsonReadResult<PersistedModule> = readJsonFile(this.stateFile, isPersistedModule);
+    const bootId = readBootId();
+    let wasRunning: ModuleStateName | null = null;
+    let newBoot = true;
+    if (loaded.kind === 'corrupt') {
+      this.write(
+        'C',
+        'heart',
+        `State file ${this.stateFile} unreadable (${loaded.reason}): starting from STOP`,
+      );
+    } else if (loaded.kind === 'ok') {
+      const persisted = loaded.value;
+      this.settings = persisted.settings;
+      this.customClassesEnabled = persisted.customClassesEnabled;
+      this.core = { ...this.core, maxloop: persisted.core.maxloop, lastFailure: persisted.core.lastFailure };
+      newBoot = persisted.bootId !== bootId;
+      if (persisted.core.state !== 'STOP' && !newBoot) wasRunning = persisted.core.state;
+    }
+    for (const [key, value] of Object.entries(this.settings)) {
+      this.resources = setResource(this.resources, `usersetting.${key}`, value, 'hakitd', this.nowMs()).table;
+    }
+    for (const watchClass of this.customClassesEnabled) this.errd?.setCustomClass(watchClass, true);
+    this.errd?.setSuspended(this.settings.errd === 'off');
+    this.checkers.setSuspended(this.settings.checker === 'off');
+    this.customCheckers.setSuspended(this.settings.checker === 'off');
+    this.persist();
+    this.ruleTimer = setInterval(
+      () => this.enqueue(async () => this.evaluateRulesNow(true)),
+      this.config.failover.periodMs,
+    );
+    this.ruleTimer.unref();
+    if (wasRunning !== null) {
+      // The daemon died while the module ran: its scripts' processes may be half up. Force a
+      // stop to reach a known state, then start again.
+      this.write(
+        'E',
+        'heart',
+        `hakitd restarted while the module was ${wasRunning}: stopping it with force, then starting again`,
+      );
+      this.core = { ...this.core, state: 'WAIT', readiness: 'Transient' };
+      await this.command('stopstart', { kind: 'caller', who: 'hakitd recovery' });
+    } else if (newBoot && this.startsAtBoot(loaded)) {
+      const delayMs = this.config.bootDelayMs;
+      setTimeout(() => {
+        if (!this.closed) void this.command('start', { kind: 'caller', who: 'at boot time' });
+      }, delayMs).unref();
+    }
+  }
+
+  /** boot on (setting or config), or auto when the module was running before the reboot. */
+  private startsAtBoot(loaded: JsonReadResult<PersistedModule>): boolean {
+    if (this.config.boot === 'off') return false;
+    if (this.config.boot === 'on') return true;
+    if (this.config.boot === 'auto') return loaded.kind === 'ok' && loaded.value.core.state !== 'STOP';
+    return this.settings.boot === 'on';
+  }
+
+  private persist(): void {
+    const persisted: PersistedModule = {
+      version: 1,
+      core: {
+        state: this.core.state,
+        readiness: this.core.readiness,
+        maxloop: this.core.maxloop,
+        lastFailure: this.core.lastFailure,
+      },
+      settings: this.settings,
+      customClassesEnabled: this.customClassesEnabled,
+      bootId: readBootId(),
+    };
+    writeJsonDurably(this.stateFile, persisted);
+  }
+
+  /** Serialises every change of the module: events never interleave. */
+  private enqueue(work: () => Promise<void>): Promise<void> {
+    if (this.queuedEvents >= eventQueueMax) {
+      this.write('C', 'heart', `event queue full (${eventQueueMax}): event dropped`);
+      return Promise.resolve();
+    }
+    this.queuedEvents += 1;
+    const next = this.queue.then(work).then(
+      () => {
+        this.queuedEvents -= 1;
+      },
+      (error: unknown) => {
+        this.queuedEvents -= 1;
+        this.write(
+          'C',
+          'heart',
+          `internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+        );
+      },
+    );
+    this.queue = next;
+    return next;
+  }
+
+  private apply(event: FarmEvent): CommandOutcome {
+    const result = stepFarm(this.core, event, {
+      maxloop: this.config.maxloop,
+      loopIntervalMs: this.config.loopIntervalMs,
+      scriptsEnabled: this.config.user !== null,
+    });
+    this.core = result.core;
+    for (const action of result.actions) this.carryOut(action);
+    return { accepted: result.accepted, message: result.message };
+  }
+
+  private carryOut(action: CoreAction): void {
+    switch (action.type) {
+      case 'log':
+        this.write(action.level, action.component, action.message);
+        break;
+      case 'state':
+        this.resources = setResource(
+          this.resources,
+          'state.local',
+          action.state,
+          'heart',
+          this.nowMs(),
+        ).table;
+        this.notify();
+        break;
+      case 'classes':
+        this.setClasses(action.active);
+        break;
+      case 'persist':
+        this.persist();
+        break;
+      case 'runScript':
+        this.launchScript(action.script, action.args, action.stage);
+        break;
+      case 'killScript':
+        this.runningScript?.kill();
+        break;
+    }
+  }
+
+  private setClasses(active: ActivityClass[]): void {
+    this.errd?.setActiveClasses(active);
+    this.checkers.setActiveClasses(active);
+    this.customCheckers.setActiveClasses(active);
+  }
+
+  private launchScript(script: string, args: string[], stage: string): void {
+    const user = this.config.user;
+    if (!user) throw new Error(`script ${script} requested without <user>`);
+    const timeoutMs =
+      stage === 'stop' ? user.nicestopTimeoutMs : stage === 'force' ? user.forcestopTimeoutMs : 0;
+    const running = startScript({
+      script,
+      args,
+      binDir: this.binDir(),
+      env: this.scriptEnv(),
+      timeoutMs,
+      userlogDir: user.logging === 'userlog' ? this.moduleVarDir : null,
+      userlogBytesMax: user.userlogBytesMax,
+    });
+    this.runningScript = running;
+    running.result.then(
+      (result) =>
+        this.enqueue(async () => {
+          this.runningScript = null;
+          if (result.missing) this.write('D', 'userplug', `Script ${script} absent: skipped`);
+          this.apply({
+            type: 'scriptDone',
+            script,
+            exitCode: result.missing ? 0 : result.exitCode,
+            timedOut: result.timedOut,
+            nowMs: this.nowMs(),
+          });
+        }),
+      (error: unknown) =>
+        this.enqueue(async () => {
+          this.runningScript = null;
+          this.write('C', 'userplug', `Script ${script} could not run: ${(error as Error).message}`);
+          this.apply({ type: 'scriptDone', script, exitCode: 127, timedOut: false, nowMs: this.nowMs() });
+        }),
+    );
+  }
+
+  private setResourceValue(resource: string, value: string, by: string, detail?: string): void {
+    const changed = setResource(this.resources, resource, value, by, this.nowMs());
+    if (!changed.changed) return;
+    this.resources = changed.table;
+    this.write(
+      value === 'down' ? 'E' : 'I',
+      by,
+      `Resource ${resource} set to ${value} by ${by}${detail ? ` (${detail})` : ''}`,
+    );
+    this.notify();
+    // A module held in WAIT goes on as soon as its wait rules clear, not a whole period later.
+    if (this.core.job !== null && this.core.state === 'WAIT') {
+      void this.enqueue(async () => this.evaluateRulesNow(false));
+    }
+  }
+
+  private async onErrdReport(report: ErrdReport): Promise<void> {
+    this.setResourceValue(`proc.${report.name}`, report.up ? 'up' : 'down', 'errd', report.message);
+    if (report.up) return;
+    this.write('E', 'errd', report.message);
+    const action = report.action;
+    if (action === 'noaction') return;
+    if (action === 'restart' || action === 'stopstart' || action === 'stop') {
+      this.apply({
+        type: 'command',
+        verb: action,
+        identity: 'errd',
+        origin: { kind: 'caller', who: 'errd' },
+        nowMs: this.nowMs(),
+      });
+      return;
+    }
+    // A handler executable of the module: it decides; a failure of the handler means stopstart.
+    const running = startScript({
+      script: action,
+      args: [this.config.name, `proc.${report.name}`],
+      binDir: this.binDir(),
+      env: this.scriptEnv(),
+      timeoutMs: this.config.user?.nicestopTimeoutMs ?? 300_000,
+      userlogDir: this.config.user?.logging === 'userlog' ? this.moduleVarDir : null,
+      userlogBytesMax: this.config.user?.userlogBytesMax ?? 2 * 1024 * 1024,
+    });
+    const result = await running.result;
+    if (result.missing || result.exitCode !== 0) {
+      this.write(
+        'E',
+        'errd',
+        `errd handler ${action} failed (${result.missing ? 'missing' : `exit ${result.exitCode}`})`,
+      );
+      this.apply({
+        type: 'command',
+        verb: 'stopstart',
+        identity: 'errd',
+        origin: { kind: 'caller', who: 'errd' },
+        nowMs: this.nowMs(),
+      });
+    }
+  }
+
+  private evaluateRulesNow(allowFire: boolean): void {
+    const evaluation = evaluateRules(
+      this.config.failover.rules,
+      this.resources,
+      this.ruleState,
+      this.nowMs(),
+      this.config.failover.handleTimeMs,
+    );
+    this.ruleState = evaluation.state;
+    this.apply({ type: 'waitStatus', wait: evaluation.wait, nowMs: this.nowMs() });
+    const fire = evaluation.fire;
+    if (!allowFire || fire === null || this.core.job !== null) return;
+    if (fire.action === 'swap' || fire.action === 'noaction') return;
+    if (fire.action === 'wait' && this.core.state !== 'UP') return;
+    if (this.core.state === 'STOP') return;
+    this.apply({
+      type: 'command',
+      verb: fire.action,
+      identity: fire.rule,
+      origin: { kind: 'rule', rule: fire.rule },
+      nowMs: this.nowMs(),
+    });
+  }
+
+  /** An admin or script command. `identity` (-i) makes it count toward maxloop. */
+  command(verb: FarmVerb, origin: Origin, identity?: string): Promise<CommandOutcome> {
+    return new Promise((resolve) => {
+      void this.enqueue(async () => {
+        const event: FarmEvent = { type: 'command', verb, origin, nowMs: this.nowMs() };
+        if (identity !== undefined) event.identity = identity;
+        const outcome = this.apply(event);
+        if (outcome.accepted && verb === 'start') {
+          // A start re-evaluates the wait rules at once instead of a whole period later.
+          this.evaluateRulesNow(false);
+        }
+        resolve(outcome);
+      });
+    });
+  }
+
+  setResourceFromCli(resource: string, value: string, by: string): Promise<void> {
+    return this.enqueue(async () => {
+      this.setResourceValue(resource, value, by);
+    });
+  }
+
+  printMessage(level: 'E' | 'I', message: string): void {
+    this.write(level, 'user', message);
+  }
+
+  async setSetting(key: keyof UserSettings, value: 'on' | 'off'): Promise<void> {
+    await this.enqueue(async () => {
+      this.settings = { ...this.settings, [key]: value };
+      this.setResourceValue(`usersetting.${key}`, value, 'admin');
+      if (key === 'errd') this.errd?.setSuspended(value === 'off');
+      if (key === 'checker') {
+        this.checkers.setSuspended(value === 'off');
+        this.customCheckers.setSuspended(value === 'off');
+      }
+      this.persist();
+    });
+  }
+
+  async setCustomClass(watchClass: string, enabled: boolean): Promise<void> {
+    await this.enqueue(async () => {
+      this.customClassesEnabled = enabled
+        ? [...new Set([...this.customClassesEnabled, watchClass])]
+        : this.customClassesEnabled.filter((name) => name !== watchClass);
+      this.errd?.setCustomClass(watchClass, enabled);
+      this.persist();
+    });
+  }
+
+  /** `incloop`: exit 1 when the limit is reached. */
+  async incloop(identity: string): Promise<boolean> {
+    let exceeded = false;
+    await this.enqueue(async () => {
+      const counted = countAction(this.core.maxloop, this.config, this.nowMs());
+      this.core = { ...this.core, maxloop: counted.state };
+      exceeded = counted.exceeded;
+      this.write('I', 'heart', `maxloop counter incremented by ${identity}: ${counted.count}`);
+      this.persist();
+    });
+    return exceeded;
+  }
+
+  async resetloop(): Promise<void> {
+    await this.enqueue(async () => {
+      this.core = { ...this.core, maxloop: resetMaxloop(this.nowMs()) };
+      this.persist();
+    });
+  }
+
+  checkloop(): boolean {
+    return maxloopReached(this.core.maxloop, this.config, this.nowMs());
+  }
+
+  status(): ModuleStatus {
+    const detail: string[] = [];
+    if (this.core.blockingRule) detail.push(this.core.blockingRule);
+    if (this.core.lastFailure) detail.push(this.core.lastFailure);
+    if (this.core.job) detail.push(`${this.core.job.verb} in progress`);
+    return {
+      module: this.config.name,
+      mode: this.config.mode,
+      state: this.core.state,
+      readiness: this.core.readiness,
+      detail,
+      resources: {
+        ...this.resources,
+        'heart.stopstartloop': {
+          value: String(Math.floor(this.core.maxloop.initialisedAtMs / 1000)),
+          setBy: 'heart',
+          atMs: this.core.maxloop.initialisedAtMs,
+          history: [],
+        },
+      },
+      settings: this.settings,
+    };
+  }
+
+  logTail(count: number, includeVerbose: boolean): LogEntry[] {
+    return this.log.tail(count, includeVerbose);
+  }
+
+  describe(): string {
+    return `${this.config.name}: ${formatState(this.core.state, this.core.readiness)}`;
+  }
+
+  onChange(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private notify(): void {
+    const status = this.status();
+    for (const listener of this.listeners) listener(status);
+  }
+
+  /** Stops adapters and timers; the module's processes keep running (daemon restart is not a stop). */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.ruleTimer) clearInterval(this.ruleTimer);
+    this.errd?.stop();
+    this.checkers.stop();
+    this.customCheckers.stop();
+    await this.queue;
+  }
+}
+
+export type { CustomCheckerSpec };
