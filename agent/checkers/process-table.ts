@@ -20,7 +20,10 @@ export function readProcessTable(procDir = '/proc'): ProcessInfo[] {
     if (processes.length >= processesMax)
       throw new Error(`more than ${processesMax} processes in ${procDir}`);
     try {
-      const comm = readFileSync(`${procDir}/${entry}/comm`, 'utf8').replace(/\n$/, '');
+      const stat = parseStat(readFileSync(`${procDir}/${entry}/stat`, 'utf8'));
+      // A zombie has exited: it only waits for its parent to reap it.
+      if (stat.state === 'Z' || stat.state === 'X') continue;
+      const comm = stat.comm;
       const cmdline = readFileSync(`${procDir}/${entry}/cmdline`, 'utf8');
       const argv = cmdline.length > 0 ? cmdline.replace(/\0$/, '').split('\0') : [];
       processes.push({ pid: Number(entry), comm, args: argv.slice(1) });
@@ -31,11 +34,19 @@ export function readProcessTable(procDir = '/proc'): ProcessInfo[] {
   return processes;
 }
 
-/** Whether a pid still exists (cheap: one stat-like syscall), for fast death detection. */
+/** `comm` and state letter from /proc/PID/stat; comm is in parentheses and may hold anything. */
+export function parseStat(stat: string): { comm: string; state: string } {
+  const open = stat.indexOf('(');
+  const close = stat.lastIndexOf(')');
+  if (open < 0 || close < open) throw new Error('unreadable /proc stat line');
+  return { comm: stat.slice(open + 1, close), state: stat.slice(close + 2, close + 3) };
+}
+
+/** Whether a pid runs (zombies do not), read from one small file: cheap enough to poll. */
 export function processExists(pid: number, procDir = '/proc'): boolean {
   try {
-    readFileSync(`${procDir}/${pid}/stat`);
-    return true;
+    const { state } = parseStat(readFileSync(`${procDir}/${pid}/stat`, 'utf8'));
+    return state !== 'Z' && state !== 'X';
   } catch {
     return false;
   }

@@ -56,6 +56,8 @@ export interface ModuleStatus {
   mode: string;
   state: ModuleStateName;
   readiness: Readiness;
+  /** A transition is being carried out. */
+  busy: boolean;
   detail: string[];
   resources: ResourceTable;
   settings: UserSettings;
@@ -512,6 +514,7 @@ export class ModuleSupervisor {
       mode: this.config.mode,
       state: this.core.state,
       readiness: this.core.readiness,
+      busy: this.core.job !== null,
       detail,
       resources: {
         ...this.resources,

@@ -1,0 +1,121 @@
+// `hakit VERB ...` for everything the daemon carries out (module control, state, resources,
+// logs, maintenance toggles, maxloop), following the reference's grammar (section 7):
+// `-m AM` (or $SAFEMODULE inside scripts), `-i IDENTITY` for actions counted by maxloop.
+import { userInfo } from 'node:os';
+import { type ControlRequest, controlMessageBytesMax } from '../daemon/control-protocol.ts';
+import { nodePaths } from '../daemon/paths.ts';
+import { DaemonUnreachableError, sendControl } from './control-client.ts';
+
+/** Verbs the daemon answers; `hakit help` lists them. */
+export const daemonVerbs: readonly string[] = [
+  'start',
+  'stop',
+  'restart',
+  'stopstart',
+  'forcestop',
+  'shutdown',
+  'waitstart',
+  'waitstop',
+  'waitstate',
+  'state',
+  'get',
+  'set',
+  'log',
+  'printi',
+  'printe',
+  'errd',
+  'checker',
+  'boot',
+  'failover',
+  'incloop',
+  'resetloop',
+  'checkloop',
+  'ping',
+];
+
+const waitingVerbs: ReadonlySet<string> = new Set(['waitstart', 'waitstop', 'waitstate']);
+const requestTimeoutMs = 60_000;
+/** Exit code when no daemon answers (distinct from every state code of `state -lq`). */
+export const exitDaemonDown = 10;
+
+export const moduleCommandsUsage = `Module commands (the daemon must run; -m is optional inside module scripts):
+  start|stop|restart|stopstart|forcestop -m AM [-i IDENTITY]
+  shutdown                                  stop every module
+  waitstart|waitstop -m AM [-t SECONDS]     wait until started / stopped
+  waitstate -m AM STOP|WAIT|ALONE|UP|PRIM|SECOND [-t SECONDS]
+  state [-m AM] [-v|-lq]                    -lq exit code: STOP 0, WAIT 1, ALONE/UP 2, PRIM 3, SECOND 4
+  get -m AM -r RESOURCE
+  set -m AM -r RESOURCE -v VALUE [-i IDENTITY]
+  log -m AM [-s N] [-A]                     last N messages (300); -A with verbose ones
+  printi|printe -m AM "message"             write to the module log
+  errd on|off|enable CLASS|disable CLASS|list -m AM
+  checker on|off -m AM;  boot on|off|status -m AM;  failover on|off -m AM
+  incloop -m AM -i IDENTITY;  resetloop -m AM;  checkloop -m AM`;
+
+export class CliUsageError extends Error {}
+
+export interface ParsedCommand {
+  verb: string;
+  module?: string;
+  identity?: string;
+  args: string[];
+}
+
+/** Pulls -m and -i out of the arguments; everything else goes to the verb. */
+export function parseModuleCommand(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedCommand {
+  const [verb, ...rest] = argv;
+  if (!verb) throw new CliUsageError('no command given');
+  const args: string[] = [];
+  let module = env.SAFEMODULE && env.SAFEMODULE.length > 0 ? env.SAFEMODULE : undefined;
+  let identity: string | undefined;
+  for (let index = 0; index < rest.length; index += 1) {
+    const arg = rest[index] ?? '';
+    if (arg === '-m' || arg === '-i') {
+      const value = rest[index + 1];
+      if (value === undefined || value.length === 0) throw new CliUsageError(`${arg} needs a value`);
+      if (arg === '-m') module = value;
+      else identity = value;
+      index += 1;
+    } else args.push(arg);
+  }
+  const parsed: ParsedCommand = { verb, args };
+  if (module !== undefined) parsed.module = module;
+  if (identity !== undefined) parsed.identity = identity;
+  return parsed;
+}
+
+function callerName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`;
+  }
+}
+
+export async function runModuleCommand(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  const parsed = parseModuleCommand(argv, env);
+  const request: ControlRequest = { ...parsed, caller: callerName() };
+  if (JSON.stringify(request).length > controlMessageBytesMax) throw new CliUsageError('arguments too long');
+  const paths = nodePaths(env);
+  try {
+    const response = await sendControl(
+      paths.controlSocket,
+      request,
+      waitingVerbs.has(parsed.verb) ? 0 : requestTimeoutMs,
+    );
+    if (response.text.length > 0) process.stdout.write(`${response.text}\n`);
+    if (response.error) process.stderr.write(`hakit: ${response.error}\n`);
+    return response.exitCode;
+  } catch (error) {
+    if (error instanceof DaemonUnreachableError) {
+      process.stderr.write(
+        `hakit: ${error.message}; start it with: /opt/hakit/private/bin/hakitd-service start\n`,
+      );
+      return exitDaemonDown;
+    }
+    throw error;
+  }
+}
