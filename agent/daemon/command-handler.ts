@@ -6,7 +6,11 @@ import { formatState, type ModuleStateName, moduleStateNames, stateExitCode } fr
 import { hakitVersion } from '../version.ts';
 import type { ControlRequest, ControlResponse } from './control-protocol.ts';
 import { formatLogEntry } from './module-log.ts';
+import { ModuleAdmin, ModuleAdminError } from './module-admin.ts';
 import type { ModuleRegistry } from './module-registry.ts';
+import type { NodePaths } from './paths.ts';
+import { applyClusterFile, clusterConfinfo } from './cluster-files.ts';
+import { PackageError } from '../config/module-package.ts';
 import type { ModuleStatus, ModuleSupervisor, UserSettings } from './module-supervisor.ts';
 
 export const waitMsMax = 24 * 3600_000;
@@ -95,7 +99,14 @@ function waitFor(
 const controlVerbs: ReadonlySet<string> = new Set(['start', 'stop', 'restart', 'stopstart', 'forcestop']);
 
 export class CommandHandler {
-  constructor(private readonly registry: ModuleRegistry) {}
+  private readonly admin: ModuleAdmin;
+
+  constructor(
+    private readonly registry: ModuleRegistry,
+    private readonly paths: NodePaths,
+  ) {
+    this.admin = new ModuleAdmin(paths, registry);
+  }
 
   private module(request: ControlRequest): ModuleSupervisor {
     if (!request.module) throw new UsageError(`${request.verb}: give the module with -m AM`);
@@ -114,7 +125,13 @@ export class CommandHandler {
       return await this.dispatch(request);
     } catch (error) {
       if (error instanceof UsageError) return usage(`${request.verb}: ${error.message}`);
-      if (error instanceof CommandError) return fail(error.message);
+      if (
+        error instanceof CommandError ||
+        error instanceof ModuleAdminError ||
+        error instanceof PackageError
+      ) {
+        return fail(error.message);
+      }
       throw error;
     }
   }
@@ -198,12 +215,82 @@ export class CommandHandler {
       case 'resetloop':
         await this.module(request).resetloop();
         return ok('');
+      case 'module':
+        return this.moduleAdmin(request);
+      case 'config':
+        return ok(await this.admin.apply(this.moduleName(request)));
+      case 'deconfig':
+        return ok(await this.admin.deconfig(this.moduleName(request)));
+      case 'confcheck':
+        return ok(await this.admin.confcheck(this.moduleName(request)));
+      case 'confinfo':
+        return ok(this.admin.confinfo(this.moduleName(request)));
+      case 'cluster':
+        return this.cluster(request);
       case 'checkloop':
         return this.module(request).checkloop()
           ? { exitCode: 1, text: 'maxloop reached' }
           : ok('below maxloop');
       default:
         return usage(`unknown command '${verb}'`);
+    }
+  }
+
+  private moduleName(request: ControlRequest): string {
+    if (!request.module) throw new UsageError(`${request.verb}: give the module with -m AM`);
+    return request.module;
+  }
+
+  private async moduleAdmin(request: ControlRequest): Promise<ControlResponse> {
+    const [action, ...rest] = request.args;
+    switch (action) {
+      case 'install': {
+        const { values, rest: files } = options(rest, ['-M']);
+        const [source] = files;
+        if (!source) throw new UsageError('module install [-m AM] [-M ID] [-r] /path/AM.safe|/path/folder');
+        const installOptions: { module?: string; id?: number; reinstall: boolean } = {
+          reinstall: values.has('-r'),
+        };
+        if (request.module) installOptions.module = request.module;
+        if (values.has('-M')) installOptions.id = Number(values.get('-M'));
+        return ok(await this.admin.install(source, installOptions));
+      }
+      case 'uninstall':
+        return ok(await this.admin.uninstall(this.moduleName(request)));
+      case 'list':
+        return ok(this.admin.list().join('\n'), this.admin.list());
+      case 'listid':
+        return ok(this.admin.listIds().join('\n'));
+      case 'package': {
+        const [file] = rest;
+        if (!file) throw new UsageError('module package -m AM /path/new.safe');
+        return ok(await this.admin.packageTo(this.moduleName(request), file));
+      }
+      default:
+        throw new UsageError('module install|uninstall|list|listid|package');
+    }
+  }
+
+  private cluster(request: ControlRequest): ControlResponse {
+    const [action, file] = request.args;
+    switch (action) {
+      case 'config':
+        if (!file) throw new UsageError('cluster config /path/cluster.xml');
+        return ok(applyClusterFile(this.paths, file));
+      case 'confinfo':
+        return ok(clusterConfinfo(this.paths));
+      case 'state':
+        return ok(
+          this.registry
+            .running()
+            .map((supervisor) => {
+              const status = supervisor.status();
+              return `${status.module} ${status.mode} id=${this.registry.ids()[status.module] ?? '?'} ${formatState(status.state, status.readiness)}`;
+            })
+            .join('\n') || 'no module configured',
+        );
+      default:
+        throw new UsageError('cluster config FILE|confinfo|state');
     }
   }
 

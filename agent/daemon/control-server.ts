@@ -21,7 +21,8 @@ export function serveControl(socketPath: string, handler: ControlHandler): Promi
   // A socket file left by a crashed daemon would make listen() fail with EADDRINUSE; the pid
   // file lock taken before this call proves no live daemon owns it.
   if (existsSync(socketPath)) rmSync(socketPath);
-  const server = createServer((socket) => {
+  // allowHalfOpen: the client ends its side after the request and still waits for the answer.
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
     const chunks: Buffer[] = [];
     let receivedBytes = 0;
     socket.setTimeout(requestTimeoutMs, () => socket.destroy());

@@ -3,7 +3,11 @@
 import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { hakitVersion } from '../version.ts';
-import type { ControlRequest, ControlResponse } from './control-protocol.ts';
+import { join } from 'node:path';
+import { CommandAudit } from './command-audit.ts';
+import { CommandHandler } from './command-handler.ts';
+import { ModuleRegistry } from './module-registry.ts';
+import { loadRuntimeConfig } from './runtime-config-loader.ts';
 import { serveControl } from './control-server.ts';
 import { nodePaths } from './paths.ts';
 import { acquirePidLock, DaemonAlreadyRunningError } from './pid-lock.ts';
@@ -15,35 +19,52 @@ function log(message: string): void {
   process.stderr.write(`hakitd: ${message}\n`);
 }
 
-async function handle(request: ControlRequest): Promise<ControlResponse> {
-  switch (request.verb) {
-    case 'ping':
-      return { exitCode: 0, text: 'pong', data: { pid: process.pid, version: hakitVersion } };
-    default:
-      return { exitCode: 2, text: '', error: `hakitd does not know the command '${request.verb}'` };
-  }
-}
-
 async function run(): Promise<number> {
   const paths = nodePaths();
-  for (const dir of [paths.safeVar, paths.moduleStateDir, paths.clusterDir])
+  for (const dir of [
+    paths.safeVar,
+    paths.moduleStateDir,
+    paths.clusterDir,
+    paths.modulesDir,
+    paths.runtimeModulesDir,
+  ]) {
     mkdirSync(dir, { recursive: true });
+  }
   const releasePidLock = acquirePidLock(paths.pidFile);
+  const registry = new ModuleRegistry(paths, (module, id) => loadRuntimeConfig(paths, module, id), log);
+  const handler = new CommandHandler(registry, paths);
+  const audit = new CommandAudit(join(paths.safeVar, 'log', 'commands.log'));
   let server: Server;
   try {
-    server = await serveControl(paths.controlSocket, handle);
+    await registry.openAll();
+    server = await serveControl(paths.controlSocket, (request) =>
+      audit.around(request, () => handler.handle(request)),
+    );
   } catch (error) {
+    await registry.closeAll();
     releasePidLock();
     throw error;
   }
-  log(`version ${hakitVersion} started (pid ${process.pid}, control socket ${paths.controlSocket})`);
+  log(
+    `version ${hakitVersion} started (pid ${process.pid}, control socket ${paths.controlSocket}, ` +
+      `${registry.running().length} module(s))`,
+  );
   return new Promise((resolve) => {
     const shutdown = (signal: string) => {
       log(`${signal} received: stopping`);
-      server.close(() => {
-        releasePidLock();
-        resolve(0);
-      });
+      server.close();
+      // Modules keep running across a daemon restart: only their watchers stop here.
+      registry.closeAll().then(
+        () => {
+          releasePidLock();
+          resolve(0);
+        },
+        (error: unknown) => {
+          log(`stopping modules' watchers failed: ${(error as Error).message}`);
+          releasePidLock();
+          resolve(1);
+        },
+      );
     };
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));

@@ -1,0 +1,164 @@
+// Reads an applied module (`$SAFE/private/modules/AM/conf/userconfig.xml`) through the shared
+// configuration model and turns it into what the supervisor runs. A configuration with errors
+// is refused with every problem listed: nothing half-applied.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CheckerSpec } from '../checkers/checker-scheduler.ts';
+import type { CustomCheckerSpec } from '../checkers/custom-checkers.ts';
+import type { ErrdWatchConfig } from '../checkers/errd-monitor.ts';
+import type { Checker, ModuleConfig } from '../config/model.ts';
+import { formatProblem } from '../config/problems.ts';
+import { loadUserconfig } from '../config/userconfig.ts';
+import type { ActivityClass } from '../core/job.ts';
+import { compileFailover } from '../core/rule-compiler.ts';
+import type { ModuleRuntimeConfig } from './module-runtime-config.ts';
+import type { NodePaths } from './paths.ts';
+
+export class ModuleConfigError extends Error {
+  override name = 'ModuleConfigError';
+}
+
+const hourMs = 3600_000;
+
+function whenClass(when: string): ActivityClass {
+  return when === 'pre' || when === 'prim' || when === 'both' || when === 'second' ? when : 'both';
+}
+
+function compileRegex(pattern: string | undefined, where: string): RegExp | null {
+  if (pattern === undefined || pattern.length === 0) return null;
+  try {
+    return new RegExp(pattern);
+  } catch (error) {
+    throw new ModuleConfigError(`${where}: bad regular expression '${pattern}': ${(error as Error).message}`);
+  }
+}
+
+function checkerSpecs(checkers: readonly Checker[]): {
+  periodic: CheckerSpec[];
+  custom: CustomCheckerSpec[];
+} {
+  const periodic: CheckerSpec[] = [];
+  const custom: CustomCheckerSpec[] = [];
+  for (const checker of checkers) {
+    switch (checker.type) {
+      case 'tcp':
+        // One resource per checker: with several <to>, the first target decides (the reference
+        // documents one <to> per tcp checker).
+        for (const target of checker.targets.slice(0, 1)) {
+          periodic.push({
+            kind: 'tcp',
+            ident: checker.ident,
+            when: whenClass(checker.when),
+            host: target.addr,
+            port: target.port,
+            intervalMs: target.intervalSec * 1000,
+            timeoutMs: target.timeoutSec * 1000,
+          });
+        }
+        break;
+      case 'ping':
+        for (const target of checker.targets.slice(0, 1)) {
+          periodic.push({
+            kind: 'ping',
+            ident: checker.ident,
+            when: whenClass(checker.when),
+            host: target.addr,
+            intervalMs: target.intervalSec * 1000,
+            timeoutMs: target.timeoutSec * 1000,
+          });
+        }
+        break;
+      case 'intf':
+        for (const localAddress of checker.localAddrs.slice(0, 1)) {
+          periodic.push({
+            kind: 'intf',
+            ident: checker.ident,
+            when: whenClass(checker.when),
+            localAddress,
+            intervalMs: 10_000,
+          });
+        }
+        break;
+      case 'custom':
+        custom.push({
+          ident: checker.ident,
+          when: whenClass(checker.when),
+          exec: checker.exec,
+          args: checker.arg === undefined ? [] : checker.arg.split(/\s+/).filter((part) => part.length > 0),
+        });
+        break;
+      default:
+        // ip, module and splitbrain checkers come with the virtual IP, API and mirror work.
+        break;
+    }
+  }
+  return { periodic, custom };
+}
+
+export function runtimeConfigOf(name: string, id: number, config: ModuleConfig): ModuleRuntimeConfig {
+  const { periodic, custom } = checkerSpecs(config.checkers);
+  const failover = compileFailover(config.checkers, config.failover);
+  const errd = config.errd;
+  return {
+    name,
+    id,
+    mode: config.mode,
+    boot: config.service.boot,
+    bootDelayMs: config.service.bootDelaySec * 1000,
+    maxloop: config.service.maxloop,
+    loopIntervalMs: config.service.loopIntervalHours * hourMs,
+    user: config.user
+      ? {
+          nicestopTimeoutMs: config.user.nicestoptimeoutSec * 1000,
+          forcestopTimeoutMs: config.user.forcestoptimeoutSec * 1000,
+          logging: config.user.logging,
+          userlogBytesMax: config.user.userlogsizeKB * 1024,
+          vars: Object.fromEntries(config.user.vars.map((variable) => [variable.name, variable.value])),
+        }
+      : null,
+    errd: errd
+      ? {
+          pollTimerMs: errd.polltimerSec * 1000,
+          watches: errd.processes.map((process): ErrdWatchConfig => ({
+            name: process.name,
+            nameRegex: compileRegex(process.nameregex, `errd process ${process.name} nameregex`),
+            argRegex: compileRegex(process.argregex, `errd process ${process.name} argregex`),
+            atLeast: process.atleast,
+            atMax: process.atmax,
+            watchClass: process.class,
+            action: process.action,
+            startAfter: process.startAfter ?? 0,
+            isService: process.service,
+          })),
+        }
+      : null,
+    checkers: periodic,
+    customCheckers: custom,
+    failover: {
+      periodMs: config.failover?.periodMs ?? 5000,
+      handleTimeMs: config.failover?.handleTimeMs ?? 15_000,
+      rules: failover.rules,
+    },
+  };
+}
+
+export function userconfigFile(paths: NodePaths, module: string): string {
+  return join(paths.runtimeModulesDir, module, 'conf', 'userconfig.xml');
+}
+
+/** Loads and checks an applied module; throws ModuleConfigError listing every error. */
+export function loadRuntimeConfig(paths: NodePaths, module: string, id: number): ModuleRuntimeConfig {
+  const file = userconfigFile(paths, module);
+  if (!existsSync(file))
+    throw new ModuleConfigError(`module ${module} is not configured: ${file} is missing`);
+  const loaded = loadUserconfig(readFileSync(file, 'utf8'), {
+    file,
+    environment: process.env,
+    moduleName: module,
+  });
+  if (!loaded.ok || loaded.config === undefined) {
+    const errors = loaded.problems.filter((problem) => problem.severity === 'error').map(formatProblem);
+    throw new ModuleConfigError(`module ${module} has configuration errors:\n${errors.join('\n')}`);
+  }
+  return runtimeConfigOf(module, id, loaded.config);
+}
