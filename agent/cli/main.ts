@@ -1,19 +1,57 @@
-// `hakit` (also installed as `safekit`): the node command line.
-// Verbs arrive with the runtime issue; until then only what exists is offered.
+// `hakit` (also installed as `safekit`): the node command line. Local commands run here;
+// module commands go to the node's hakitd over its control socket.
+import { resolve } from 'node:path';
+import { nodePaths } from '../daemon/paths.ts';
 import { hakitVersion } from '../version.ts';
 import { configCommand } from './config-command.ts';
+import { CliUsageError, daemonVerbs, moduleCommandsUsage, runModuleCommand } from './module-commands.ts';
 
-const usage = `usage: hakit COMMAND
-  version     print the agent version
-  help        this text
+const usage = `usage: hakit COMMAND [-m AM] [options]
+  version                     print the agent version
+  level                       version of this node's agent and whether its daemon runs
+  -p                          print SAFE, SAFEBIN, SAFEVAR and the control socket
+  help                        this text
   config check PATH... [--cluster CLUSTER_XML] [--json]
-              validate a module (userconfig.xml, module folder or .safe), no daemon needed
+                              validate a module (userconfig.xml, module folder or .safe), no daemon needed
   config show PATH [--cluster CLUSTER_XML] [--json]
-              print the effective configuration (macros expanded, defaults filled)
-Module commands (start, stop, state, ...) arrive with the agent runtime.`;
+                              print the effective configuration (macros expanded, defaults filled)
+Module administration (the daemon must run):
+  module install [-m AM] [-M ID] [-r] /path/AM.safe|/path/folder
+  module uninstall -m AM;  module list;  module listid;  module package -m AM /path/new.safe
+  config -m AM                apply the edited module (modules/AM) to its runtime copy
+  deconfig -m AM;  confcheck -m AM;  confinfo -m AM
+  cluster config /path/cluster.xml;  cluster confinfo;  cluster state
+${moduleCommandsUsage}`;
+
+/** Paths sent to the daemon are made absolute here: the daemon does not share our cwd. */
+function absolutePaths(argv: readonly string[]): string[] {
+  const [verb, action, ...rest] = argv;
+  if (verb === 'module' && (action === 'install' || action === 'package')) {
+    const takesValue = new Set(['-m', '-M', '-i']);
+    return [
+      verb,
+      action,
+      ...rest.map((arg, index) =>
+        arg.startsWith('-') || takesValue.has(rest[index - 1] ?? '') ? arg : resolve(arg),
+      ),
+    ];
+  }
+  if (verb === 'cluster' && action === 'config' && rest[0] !== undefined) {
+    return [verb, action, resolve(rest[0]), ...rest.slice(1)];
+  }
+  return [...argv];
+}
+
+const daemonAdminVerbs: ReadonlySet<string> = new Set([
+  'module',
+  'deconfig',
+  'confcheck',
+  'confinfo',
+  'cluster',
+]);
 
 async function main(argv: readonly string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  const [command] = argv;
   switch (command) {
     case 'version':
     case '--version':
@@ -24,13 +62,34 @@ async function main(argv: readonly string[]): Promise<number> {
     case '--help':
       process.stdout.write(`${usage}\n`);
       return command === undefined ? 2 : 0;
+    case '-p': {
+      const paths = nodePaths();
+      process.stdout.write(
+        `SAFE=${paths.safe}\nSAFEBIN=${paths.safeBin}\nSAFEVAR=${paths.safeVar}\n` +
+          `HAKIT_RUN=${paths.run}\nCONTROL_SOCKET=${paths.controlSocket}\n`,
+      );
+      return 0;
+    }
+    case 'level': {
+      process.stdout.write(`hakit ${hakitVersion} (Linux ${process.arch}, Node ${process.versions.node})\n`);
+      return (await runModuleCommand(['ping'])) === 0 ? 0 : 1;
+    }
     case 'config':
-      return configCommand(rest, {
-        stdout: (text) => process.stdout.write(text),
-        stderr: (text) => process.stderr.write(text),
-        environment: process.env,
-      });
+      // `config check|show PATH` runs here without a daemon; `config -m AM` applies on the node.
+      if (argv[1] === 'check' || argv[1] === 'show') {
+        return configCommand(argv.slice(1), {
+          stdout: (text) => process.stdout.write(text),
+          stderr: (text) => process.stderr.write(text),
+          environment: process.env,
+        });
+      }
+      return runModuleCommand(argv);
+    case '-H':
+      process.stderr.write('hakit: distributed commands (-H) need the agent API, which is not built yet\n');
+      return 2;
     default:
+      if (daemonVerbs.includes(command) || daemonAdminVerbs.has(command))
+        return runModuleCommand(absolutePaths(argv));
       process.stderr.write(`hakit: unknown command '${command}'\n${usage}\n`);
       return 2;
   }
@@ -41,9 +100,12 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(
-      `hakit: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
+    if (error instanceof CliUsageError) {
+      process.stderr.write(`hakit: ${error.message}\n${usage}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`hakit: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 1;
   },
 );

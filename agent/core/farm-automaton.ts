@@ -314,7 +314,7 @@ function handleScriptDone(
     const why = event.timedOut ? 'timed out and was killed' : `exited with ${event.exitCode ?? 'a signal'}`;
     actions.push({
       type: 'log',
-      level: stage === 'start' ? 'C' : 'I',
+      level: stage === 'start' ? 'C' : event.timedOut ? 'E' : 'I',
       component,
       message: `Script ${event.script} ${why}`,
     });
