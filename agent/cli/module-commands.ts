@@ -2,7 +2,11 @@
 // logs, maintenance toggles, maxloop), following the reference's grammar (section 7):
 // `-m AM` (or $SAFEMODULE inside scripts), `-i IDENTITY` for actions counted by maxloop.
 import { userInfo } from 'node:os';
-import { type ControlRequest, controlMessageBytesMax } from '../daemon/control-protocol.ts';
+import {
+  type ControlRequest,
+  type ControlResponse,
+  controlMessageBytesMax,
+} from '../daemon/control-protocol.ts';
 import { nodePaths } from '../daemon/paths.ts';
 import { DaemonUnreachableError, sendControl } from './control-client.ts';
 
@@ -21,6 +25,9 @@ export const daemonVerbs: readonly string[] = [
   'get',
   'set',
   'log',
+  'logsave',
+  'logview',
+  'cmdlog',
   'printi',
   'printe',
   'errd',
@@ -47,6 +54,9 @@ export const moduleCommandsUsage = `Module commands (the daemon must run; -m is 
   get -m AM -r RESOURCE
   set -m AM -r RESOURCE -v VALUE [-i IDENTITY]
   log -m AM [-s N] [-A]                     last N messages (300); -A with verbose ones
+  logview -m AM [-A]                        follow the module log until interrupted
+  logsave -m AM [-A] /absolute/file.txt     save the whole log to a file
+  cmdlog [-s N]                             the node's command audit log
   printi|printe -m AM "message"             write to the module log
   errd on|off|enable CLASS|disable CLASS|list -m AM
   checker on|off -m AM;  boot on|off|status -m AM;  failover on|off -m AM
@@ -100,6 +110,7 @@ export async function runModuleCommand(
   const request: ControlRequest = { ...parsed, caller: callerName() };
   if (JSON.stringify(request).length > controlMessageBytesMax) throw new CliUsageError('arguments too long');
   const paths = nodePaths(env);
+  if (parsed.verb === 'logview') return followLog(paths.controlSocket, request);
   try {
     const response = await sendControl(
       paths.controlSocket,
@@ -117,5 +128,37 @@ export async function runModuleCommand(
       return exitDaemonDown;
     }
     throw error;
+  }
+}
+
+const logviewPollMs = 500;
+
+/** `logview`: prints the log, then every new message, until interrupted. */
+async function followLog(socketPath: string, request: ControlRequest): Promise<number> {
+  let lastLine = '';
+  for (;;) {
+    let response: ControlResponse;
+    try {
+      response = await sendControl(
+        socketPath,
+        { ...request, verb: 'log', args: [...request.args, '-s', '300'] },
+        requestTimeoutMs,
+      );
+    } catch (error) {
+      process.stderr.write(`hakit: ${(error as Error).message}\n`);
+      return exitDaemonDown;
+    }
+    if (response.exitCode !== 0) {
+      process.stderr.write(`hakit: ${response.error ?? 'log failed'}\n`);
+      return response.exitCode;
+    }
+    const lines = response.text.split('\n').filter((line) => line.length > 0);
+    const seen = lines.lastIndexOf(lastLine);
+    const fresh = seen >= 0 ? lines.slice(seen + 1) : lines;
+    if (fresh.length > 0) {
+      process.stdout.write(`${fresh.join('\n')}\n`);
+      lastLine = fresh.at(-1) ?? lastLine;
+    }
+    await new Promise((resolve) => setTimeout(resolve, logviewPollMs));
   }
 }

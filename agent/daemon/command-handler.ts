@@ -6,6 +6,8 @@ import { formatState, type ModuleStateName, moduleStateNames, stateExitCode } fr
 import { hakitVersion } from '../version.ts';
 import type { ControlRequest, ControlResponse } from './control-protocol.ts';
 import { formatLogEntry } from './module-log.ts';
+import { writeFileSync } from 'node:fs';
+import type { CommandAudit } from './command-audit.ts';
 import { ModuleAdmin, ModuleAdminError } from './module-admin.ts';
 import type { ModuleRegistry } from './module-registry.ts';
 import type { NodePaths } from './paths.ts';
@@ -104,6 +106,7 @@ export class CommandHandler {
   constructor(
     private readonly registry: ModuleRegistry,
     private readonly paths: NodePaths,
+    private readonly audit: CommandAudit,
   ) {
     this.admin = new ModuleAdmin(paths, registry);
   }
@@ -193,6 +196,27 @@ export class CommandHandler {
         }
         const entries = this.module(request).logTail(count, values.has('-A'));
         return ok(entries.map(formatLogEntry).join('\n'), entries);
+      }
+      case 'logsave': {
+        const { values, rest } = options(args, []);
+        const [file] = rest;
+        if (!file || !file.startsWith('/')) throw new UsageError('logsave -m AM [-A] /absolute/file.txt');
+        const entries = this.module(request).logTail(logLinesMax, values.has('-A'));
+        writeFileSync(file, `${entries.map(formatLogEntry).join('\n')}\n`, { mode: 0o640 });
+        return ok(`${entries.length} messages saved to ${file}`);
+      }
+      case 'cmdlog': {
+        const { values } = options(args, ['-s']);
+        const count = Number(values.get('-s') ?? '100');
+        if (!Number.isInteger(count) || count < 1 || count > logLinesMax)
+          throw new UsageError(`-s takes 1 to ${logLinesMax}`);
+        const lines = this.audit
+          .tail(count)
+          .map(
+            (entry) =>
+              `| ${new Date(entry.timeMs).toISOString()} | ${entry.module ?? '-'} | ${entry.caller} | ${entry.phase} ${entry.phase === 'START' ? [entry.verb, ...entry.args].join(' ') : entry.exitCode}`,
+          );
+        return ok(lines.join('\n'));
       }
       case 'printi':
       case 'printe': {

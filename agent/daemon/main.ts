@@ -32,8 +32,8 @@ async function run(): Promise<number> {
   }
   const releasePidLock = acquirePidLock(paths.pidFile);
   const registry = new ModuleRegistry(paths, (module, id) => loadRuntimeConfig(paths, module, id), log);
-  const handler = new CommandHandler(registry, paths);
   const audit = new CommandAudit(join(paths.safeVar, 'log', 'commands.log'));
+  const handler = new CommandHandler(registry, paths, audit);
   let server: Server;
   try {
     await registry.openAll();

@@ -204,6 +204,16 @@ describe('light module on a real hakitd', { timeout: 120_000 }, () => {
     assert.equal(appPids().length, 1, 'exactly one instance runs');
   });
 
+  test('logsave writes the log to a file and cmdlog shows the commands with their exit codes', () => {
+    const file = `${sandbox.root}/saved.log`;
+    assert.equal(sandbox.cli(['logsave', '-m', 'demo', file]).code, 0);
+    assert.match(sandbox.readIfExists(file), /Action start called by/);
+    assert.equal(sandbox.cli(['logsave', '-m', 'demo', 'relative.txt']).code, 2);
+    const audit = sandbox.cli(['cmdlog', '-s', '500']).stdout;
+    assert.match(audit, /\| demo \| \S+ \| START start/);
+    assert.match(audit, /\| demo \| \S+ \| END 0/);
+  });
+
   test('configuration errors are refused with file and line, and nothing is replaced', () => {
     const dir = sandbox.writeModule('broken', userconfig().replace('maxloop="3"', 'maxloop="lots"'), {});
     assert.equal(sandbox.cli(['module', 'install', dir]).code, 0);
