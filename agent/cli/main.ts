@@ -3,7 +3,9 @@
 import { resolve } from 'node:path';
 import { nodePaths } from '../daemon/paths.ts';
 import { hakitVersion } from '../version.ts';
+import { apikey, clusterTrust, fingerprintLine, webservercfg } from './api-admin-commands.ts';
 import { configCommand } from './config-command.ts';
+import { runDistributed } from './distributed.ts';
 import { CliUsageError, daemonVerbs, moduleCommandsUsage, runModuleCommand } from './module-commands.ts';
 
 const usage = `usage: hakit COMMAND [-m AM] [options]
@@ -21,6 +23,12 @@ Module administration (the daemon must run):
   config -m AM                apply the edited module (modules/AM) to its runtime copy
   deconfig -m AM;  confcheck -m AM;  confinfo -m AM
   cluster config /path/cluster.xml;  cluster confinfo;  cluster state
+API access (local, as root):
+  webservercfg -passwd PASSWORD [-user USER] [-role Admin|Control|Monitor]
+  apikey create Admin|Control|Monitor NAME | list | delete NAME | import NAME ROLE TOKEN
+  cluster trust NODE FINGERPRINT;  cluster nodekey TOKEN     node-to-node trust for -H and proxying
+Distributed (through the nodes' APIs):
+  -H "*"|"n1,n2"|"https://host:9453,..." COMMAND...;  -H HOSTS -G;  -H HOSTS -E AM
 ${moduleCommandsUsage}`;
 
 /** Paths sent to the daemon are made absolute here: the daemon does not share our cwd. */
@@ -35,6 +43,10 @@ function absolutePaths(argv: readonly string[]): string[] {
         arg.startsWith('-') || takesValue.has(rest[index - 1] ?? '') ? arg : resolve(arg),
       ),
     ];
+  }
+  if ((verb === 'snapshot' || verb === 'logsave') && argv.length > 1) {
+    const last = argv.at(-1) ?? '';
+    return last.startsWith('-') ? [...argv] : [...argv.slice(0, -1), resolve(last)];
   }
   if (verb === 'cluster' && action === 'config' && rest[0] !== undefined) {
     return [verb, action, resolve(rest[0]), ...rest.slice(1)];
@@ -72,6 +84,7 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     case 'level': {
       process.stdout.write(`hakit ${hakitVersion} (Linux ${process.arch}, Node ${process.versions.node})\n`);
+      process.stdout.write(`${fingerprintLine()}\n`);
       return (await runModuleCommand(['ping'])) === 0 ? 0 : 1;
     }
     case 'config':
@@ -84,9 +97,19 @@ async function main(argv: readonly string[]): Promise<number> {
         });
       }
       return runModuleCommand(argv);
-    case '-H':
-      process.stderr.write('hakit: distributed commands (-H) need the agent API, which is not built yet\n');
-      return 2;
+    case '-H': {
+      const hosts = argv[1];
+      if (hosts === undefined)
+        throw new CliUsageError('-H HOSTS COMMAND: HOSTS is *, node names or https URLs, comma-separated');
+      return runDistributed(hosts, argv.slice(2));
+    }
+    case 'webservercfg':
+      return webservercfg(argv.slice(1));
+    case 'apikey':
+      return apikey(argv.slice(1));
+    case 'cluster':
+      if (argv[1] === 'trust' || argv[1] === 'nodekey') return clusterTrust(argv.slice(1));
+      return runModuleCommand(absolutePaths(argv));
     default:
       if (daemonVerbs.includes(command) || daemonAdminVerbs.has(command))
         return runModuleCommand(absolutePaths(argv));

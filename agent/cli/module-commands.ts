@@ -28,6 +28,7 @@ export const daemonVerbs: readonly string[] = [
   'logsave',
   'logview',
   'cmdlog',
+  'snapshot',
   'printi',
   'printe',
   'errd',
@@ -58,6 +59,7 @@ export const moduleCommandsUsage = `Module commands (the daemon must run; -m is 
   logsave -m AM [-A] /absolute/file.txt     save the whole log to a file
   cmdlog [-s N]                             the node's command audit log
   printi|printe -m AM "message"             write to the module log
+  snapshot -m AM [--anonymize] /abs/file.zip  support snapshot (last 3 configurations and dumps)
   errd on|off|enable CLASS|disable CLASS|list -m AM
   checker on|off -m AM;  boot on|off|status -m AM;  failover on|off -m AM
   incloop -m AM -i IDENTITY;  resetloop -m AM;  checkloop -m AM`;

@@ -9,6 +9,7 @@ import { formatLogEntry } from './module-log.ts';
 import { writeFileSync } from 'node:fs';
 import type { CommandAudit } from './command-audit.ts';
 import { ModuleAdmin, ModuleAdminError } from './module-admin.ts';
+import { createSnapshot } from '../api/snapshot.ts';
 import type { ModuleRegistry } from './module-registry.ts';
 import type { NodePaths } from './paths.ts';
 import { applyClusterFile, clusterConfinfo } from './cluster-files.ts';
@@ -241,6 +242,27 @@ export class CommandHandler {
         return ok('');
       case 'module':
         return this.moduleAdmin(request);
+      case 'snapshot': {
+        const { values, rest } = options(args, []);
+        const [file] = rest;
+        if (!file || !file.startsWith('/') || !file.endsWith('.zip')) {
+          throw new UsageError('snapshot -m AM [--anonymize] /absolute/file.zip');
+        }
+        const module = this.moduleName(request);
+        if (!this.registry.installed().includes(module))
+          throw new CommandError(`module ${module} is not installed`);
+        const snapshot = await createSnapshot(this.paths, this.registry, module, {
+          anonymize: values.has('--anonymize'),
+        });
+        writeFileSync(file, snapshot.zip, { mode: 0o600 });
+        const lines = [`snapshot of ${module} written to ${file} (${snapshot.zip.length} bytes)`];
+        if (snapshot.catalogue) {
+          const catalogueFile = file.replace(/\.zip$/, '-catalog.xml');
+          writeFileSync(catalogueFile, snapshot.catalogue, { mode: 0o600 });
+          lines.push(`catalogue (keep it here, do not send it): ${catalogueFile}`);
+        }
+        return ok(lines.join('\n'));
+      }
       case 'config':
         return ok(await this.admin.apply(this.moduleName(request)));
       case 'deconfig':

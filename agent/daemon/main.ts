@@ -4,6 +4,11 @@ import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { hakitVersion } from '../version.ts';
 import { join } from 'node:path';
+import { ApiServer } from '../api/api-server.ts';
+import { readApiSettings } from '../api/api-settings.ts';
+import { Credentials, credentialsFile } from '../api/credentials.ts';
+import { EventHub } from '../api/events.ts';
+import { ensureNodeCertificate, tlsFiles } from '../api/tls.ts';
 import { CommandAudit } from './command-audit.ts';
 import { CommandHandler } from './command-handler.ts';
 import { ModuleRegistry } from './module-registry.ts';
@@ -31,7 +36,13 @@ async function run(): Promise<number> {
     mkdirSync(dir, { recursive: true });
   }
   const releasePidLock = acquirePidLock(paths.pidFile);
-  const registry = new ModuleRegistry(paths, (module, id) => loadRuntimeConfig(paths, module, id), log);
+  const events = new EventHub();
+  const registry = new ModuleRegistry(
+    paths,
+    (module, id) => loadRuntimeConfig(paths, module, id),
+    log,
+    (event) => events.publish(event),
+  );
   const audit = new CommandAudit(join(paths.safeVar, 'log', 'commands.log'));
   const handler = new CommandHandler(registry, paths, audit);
   let server: Server;
@@ -45,6 +56,30 @@ async function run(): Promise<number> {
     releasePidLock();
     throw error;
   }
+  let api: ApiServer | null = null;
+  try {
+    const settings = readApiSettings(paths);
+    const tls = tlsFiles(paths);
+    await ensureNodeCertificate(tls);
+    api = new ApiServer({
+      paths,
+      registry,
+      handler,
+      credentials: new Credentials(credentialsFile(paths)),
+      events,
+      tls,
+      ...settings,
+      log,
+    });
+    await api.listen();
+    log(
+      `API on https port ${settings.httpsPort}, http port ${settings.httpPort} (${settings.httpApi ? 'full API' : 'health check only'})`,
+    );
+  } catch (error) {
+    // The modules matter more than the API: keep supervising them, and say loudly why the API is off.
+    log(`API not started: ${(error as Error).message}`);
+    api = null;
+  }
   log(
     `version ${hakitVersion} started (pid ${process.pid}, control socket ${paths.controlSocket}, ` +
       `${registry.running().length} module(s))`,
@@ -53,6 +88,7 @@ async function run(): Promise<number> {
     const shutdown = (signal: string) => {
       log(`${signal} received: stopping`);
       server.close();
+      void api?.close();
       // Modules keep running across a daemon restart: only their watchers stop here.
       registry.closeAll().then(
         () => {

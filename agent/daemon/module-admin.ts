@@ -12,6 +12,7 @@ import type { ModulePackage } from '../config/module-package.ts';
 import { moduleNameProblem, type ModuleRegistry } from './module-registry.ts';
 import type { NodePaths } from './paths.ts';
 import { runScript } from '../scripts/runner.ts';
+import { archiveConfiguration } from '../api/snapshot.ts';
 
 export class ModuleAdminError extends Error {
   override name = 'ModuleAdminError';
@@ -128,6 +129,7 @@ export class ModuleAdmin {
       throw new ModuleAdminError(`config ${module}: ${(error as Error).message}`);
     }
     rmSync(old, { recursive: true, force: true });
+    archiveConfiguration(this.paths, module, target);
     for (const script of ['config', 'postconfig']) await this.runAdminScript(module, script);
     return [...warnings, `module ${module} configured`].join('\n');
   }

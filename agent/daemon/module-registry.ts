@@ -4,7 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJsonFile, writeJsonDurably } from './durable-file.ts';
 import type { ModuleRuntimeConfig } from './module-runtime-config.ts';
-import { ModuleSupervisor } from './module-supervisor.ts';
+import { type ModuleEvent, ModuleSupervisor } from './module-supervisor.ts';
 import type { NodePaths } from './paths.ts';
 
 export const modulesMax = 32;
@@ -38,6 +38,7 @@ export class ModuleRegistry {
     private readonly paths: NodePaths,
     private readonly loadConfig: RuntimeConfigLoader,
     private readonly log: (message: string) => void,
+    private readonly onEvent: (event: ModuleEvent) => void = () => undefined,
   ) {
     this.idsFile = join(paths.safeVar, 'modules.json');
   }
@@ -123,7 +124,7 @@ export class ModuleRegistry {
     const id = this.ids()[module];
     if (id === undefined)
       throw new Error(`module ${module} has no id; install it with: hakit module install -m ${module}`);
-    const supervisor = new ModuleSupervisor(this.loadConfig(module, id), this.paths);
+    const supervisor = new ModuleSupervisor(this.loadConfig(module, id), this.paths, Date.now, this.onEvent);
     this.supervisors.set(module, supervisor);
     try {
       await supervisor.open();

@@ -65,6 +65,14 @@ export interface ModuleStatus {
 
 type Listener = (status: ModuleStatus) => void;
 
+/** What the API's event stream carries for this module. */
+export interface ModuleEvent {
+  type: 'state' | 'resource' | 'log';
+  module: string;
+  timeMs: number;
+  data: unknown;
+}
+
 export interface CommandOutcome {
   accepted: boolean;
   message: string;
@@ -103,6 +111,7 @@ export class ModuleSupervisor {
     private readonly config: ModuleRuntimeConfig,
     private readonly paths: NodePaths,
     private readonly nowMs: () => number = Date.now,
+    private readonly onEvent: (event: ModuleEvent) => void = () => undefined,
   ) {
     if (config.mode === 'mirror')
       throw new Error(`module ${config.name}: mirror modules are not supported yet`);
@@ -163,6 +172,7 @@ export class ModuleSupervisor {
   private write(level: LogLevel, component: string, message: string): void {
     const entry: LogEntry = { timeMs: this.nowMs(), component, level, message };
     this.log.append(entry);
+    this.onEvent({ type: 'log', module: this.config.name, timeMs: entry.timeMs, data: entry });
   }
 
   /** Loads persisted state and recovers to a safe state after a daemon crash; starts at boot. */
@@ -352,6 +362,12 @@ export class ModuleSupervisor {
     const changed = setResource(this.resources, resource, value, by, this.nowMs());
     if (!changed.changed) return;
     this.resources = changed.table;
+    this.onEvent({
+      type: 'resource',
+      module: this.config.name,
+      timeMs: this.nowMs(),
+      data: { resource, value, setBy: by },
+    });
     this.write(
       value === 'down' ? 'E' : 'I',
       by,
@@ -544,6 +560,12 @@ export class ModuleSupervisor {
 
   private notify(): void {
     const status = this.status();
+    this.onEvent({
+      type: 'state',
+      module: this.config.name,
+      timeMs: this.nowMs(),
+      data: { state: status.state, readiness: status.readiness, busy: status.busy, detail: status.detail },
+    });
     for (const listener of this.listeners) listener(status);
   }
 
