@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { MissingSystemPackagesError } from '../system-packages.ts';
 import { LabError } from './command.ts';
 import * as faults from './faults.ts';
+import { labInstall } from './install.ts';
 import { findLabNode, labDown, labStatus, labUp, nodeEnterArgs, readLabState } from './lab.ts';
 import { assertLabName, labNameDefault } from './names.ts';
 
@@ -18,6 +19,7 @@ const usage = `usage: hakit-lab COMMAND [--name LAB] ...
   fault kill NODE PATTERN [--signal S]  signal processes whose command line matches (default KILL)
   fault freeze|thaw NODE PATTERN        SIGSTOP / SIGCONT matching processes
   fault disk-full|disk-free NODE PATH   fill or free the node disk holding PATH
+  install NODE...                       install the agent package over ssh (JSON report per node)
   down                                  remove everything of the lab (idempotent)
 A and B may also be 'host', the machine running hakit-lab. Default LAB is '${labNameDefault}'.`;
 
@@ -189,6 +191,15 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'fault':
       printJson(await runFault(lab, args));
       return 0;
+    case 'install': {
+      checkFlags(args, ['--name']);
+      if (args.positional.length < 2) throw new UsageError('expected: install [--name LAB] NODE...');
+      const reports = await labInstall(lab, args.positional.slice(1));
+      printJson(reports);
+      for (const report of reports.filter((candidate) => !candidate.ok))
+        process.stderr.write(`hakit-lab: install on ${report.node} failed: ${report.error ?? ''}\n`);
+      return reports.every((report) => report.ok) ? 0 : 1;
+    }
     default:
       throw new UsageError(`unknown command '${command}'`);
   }

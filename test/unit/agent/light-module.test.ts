@@ -208,7 +208,7 @@ describe('light module on a real hakitd', { timeout: 120_000 }, () => {
     const file = `${sandbox.root}/saved.log`;
     assert.equal(sandbox.cli(['logsave', '-m', 'demo', file]).code, 0);
     assert.match(sandbox.readIfExists(file), /Action start called by/);
-    assert.equal(sandbox.cli(['logsave', '-m', 'demo', 'relative.txt']).code, 2);
+    assert.equal(sandbox.cli(['logsave', '-m', 'demo']).code, 2, 'no file: usage error');
     const audit = sandbox.cli(['cmdlog', '-s', '500']).stdout;
     assert.match(audit, /\| demo \| \S+ \| START start/);
     assert.match(audit, /\| demo \| \S+ \| END 0/);
