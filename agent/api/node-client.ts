@@ -39,6 +39,8 @@ export function requestNode(options: NodeRequest): Promise<NodeAnswer> {
         headers: { authorization: `Bearer ${options.token}`, ...(options.headers ?? {}) },
         // The chain is self-signed: identity is proven by the pinned fingerprint below instead.
         rejectUnauthorized: false,
+        // No TLS session reuse: a resumed session presents no certificate to check the pin against.
+        agent: false,
         timeout: options.timeoutMs,
       },
       (response) => {
