@@ -530,6 +530,14 @@ describe('agent on lab nodes', { skip, timeout: 600_000 }, () => {
     assert.equal((await sh('n2', '/opt/hakit/private/bin/hakitd-service start')).code, 0);
   });
 
+  test('-H n2 -E web installs and configures the module on n2 with the same id', async () => {
+    const pushed = await cli('n1', '-H n2 -E web');
+    assert.equal(pushed.code, 0, pushed.stdout + pushed.stderr);
+    assert.match(pushed.stdout, /module web installed with id \d+ and configured/);
+    assert.equal((await cli('n2', 'module listid')).stdout.trim(), (await cli('n1', 'module listid')).stdout.trim());
+    assert.match((await cli('n2', 'state -m web')).stdout, /web: STOP \(NotReady\)/);
+  });
+
   test("/nodes/<node>/ proxies to another node with the caller's role", async () => {
     const proxied = await api('n1', 'GET', '/nodes/n2/api/v1/level', { token: tokens.Monitor });
     assert.equal(proxied.status, 200, proxied.body);
