@@ -15,18 +15,25 @@ export type CheckerSpec =
       timeoutMs: number;
     }
   | { kind: 'ping'; ident: string; when: ActivityClass; host: string; intervalMs: number; timeoutMs: number }
-  | { kind: 'intf'; ident: string; when: ActivityClass; localAddress: string; intervalMs: number };
+  | { kind: 'intf'; ident: string; when: ActivityClass; localAddress: string; intervalMs: number }
+  /** Another module of this node: up while it is in a Ready state. */
+  | { kind: 'module'; ident: string; when: ActivityClass; module: string; intervalMs: number };
 
 export interface CheckerSchedulerOptions {
   setResource(resource: string, value: 'init' | 'up' | 'down', detail: string): void;
   probe?: (spec: CheckerSpec) => Promise<ProbeResult>;
+  /** The state of another local module, for `module` checkers. */
+  moduleReady?: (module: string) => ProbeResult;
 }
 
 export function resourceOf(spec: CheckerSpec): string {
   return `${spec.kind}.${spec.ident}`;
 }
 
-export function runProbe(spec: CheckerSpec): Promise<ProbeResult> {
+export function runProbe(
+  spec: CheckerSpec,
+  moduleReady?: (module: string) => ProbeResult,
+): Promise<ProbeResult> {
   switch (spec.kind) {
     case 'tcp':
       return tcpProbe(spec.host, spec.port, spec.timeoutMs);
@@ -34,6 +41,10 @@ export function runProbe(spec: CheckerSpec): Promise<ProbeResult> {
       return pingProbe(spec.host, spec.timeoutMs);
     case 'intf':
       return Promise.resolve(interfaceProbe(spec.localAddress));
+    case 'module':
+      return Promise.resolve(
+        moduleReady ? moduleReady(spec.module) : { up: false, detail: 'no module state available' },
+      );
   }
 }
 
@@ -51,7 +62,7 @@ export class CheckerScheduler {
     private readonly specs: readonly CheckerSpec[],
     private readonly options: CheckerSchedulerOptions,
   ) {
-    this.probe = options.probe ?? runProbe;
+    this.probe = options.probe ?? ((spec) => runProbe(spec, options.moduleReady));
   }
 
   setActiveClasses(classes: readonly ActivityClass[]): void {

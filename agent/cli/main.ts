@@ -22,7 +22,7 @@ Module administration (the daemon must run):
   module uninstall -m AM;  module list;  module listid;  module package -m AM /path/new.safe
   config -m AM                apply the edited module (modules/AM) to its runtime copy
   deconfig -m AM;  confcheck -m AM;  confinfo -m AM
-  cluster config /path/cluster.xml;  cluster confinfo;  cluster state
+  cluster config|confcheck /path/cluster.xml;  cluster confinfo;  cluster state;  cluster genkey|delkey
 API access (local, as root):
   webservercfg -passwd PASSWORD [-user USER] [-role Admin|Control|Monitor]
   apikey create Admin|Control|Monitor NAME | list | delete NAME | import NAME ROLE TOKEN
@@ -48,7 +48,7 @@ function absolutePaths(argv: readonly string[]): string[] {
     const last = argv.at(-1) ?? '';
     return last.startsWith('-') ? [...argv] : [...argv.slice(0, -1), resolve(last)];
   }
-  if (verb === 'cluster' && action === 'config' && rest[0] !== undefined) {
+  if (verb === 'cluster' && (action === 'config' || action === 'confcheck') && rest[0] !== undefined) {
     return [verb, action, resolve(rest[0]), ...rest.slice(1)];
   }
   return [...argv];

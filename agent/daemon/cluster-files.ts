@@ -1,7 +1,7 @@
 // The node's copy of cluster.xml (`$SAFEVAR/cluster/cluster.xml`): read for validating modules
 // against its lans, replaced by `cluster config FILE` only when the new one has no error.
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadClusterXml } from '../config/cluster-config.ts';
 import type { ClusterConfig } from '../config/model.ts';
@@ -45,4 +45,30 @@ export function clusterConfinfo(paths: NodePaths): string {
   if (!existsSync(file)) return 'no cluster configuration';
   const content = readFileSync(file);
   return `${file}: signature ${signatureOf(content)}, ${content.length} bytes`;
+}
+
+/** `cluster confcheck FILE`: the problems of a cluster.xml, without applying it. */
+export function checkClusterFile(source: string): { ok: boolean; text: string } {
+  if (!existsSync(source)) return { ok: false, text: `cluster confcheck: ${source} does not exist` };
+  const loaded = loadClusterXml(readFileSync(source, 'utf8'), { file: source });
+  const lines = loaded.problems.map(formatProblem);
+  return {
+    ok: loaded.ok,
+    text: [...lines, loaded.ok ? `${source}: cluster configuration is valid` : ''].filter(Boolean).join('\n'),
+  };
+}
+
+export function clusterKeyFile(paths: NodePaths): string {
+  return join(paths.clusterDir, 'cluster.key');
+}
+
+/** `cluster genkey`: a new key for authenticating heartbeats; `-G` distributes it. */
+export function generateClusterKey(paths: NodePaths): string {
+  writeFileDurably(clusterKeyFile(paths), `${randomBytes(32).toString('hex')}\n`, 0o600);
+  return `cluster key generated in ${clusterKeyFile(paths)}; push it to every node with: hakit -H "*" -G`;
+}
+
+export function deleteClusterKey(paths: NodePaths): string {
+  rmSync(clusterKeyFile(paths), { force: true });
+  return 'cluster key deleted; push the change with: hakit -H "*" -G';
 }

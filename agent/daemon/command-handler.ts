@@ -6,13 +6,21 @@ import { formatState, type ModuleStateName, moduleStateNames, stateExitCode } fr
 import { hakitVersion } from '../version.ts';
 import type { ControlRequest, ControlResponse } from './control-protocol.ts';
 import { formatLogEntry } from './module-log.ts';
-import { writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { CommandAudit } from './command-audit.ts';
 import { ModuleAdmin, ModuleAdminError } from './module-admin.ts';
 import { createSnapshot } from '../api/snapshot.ts';
 import type { ModuleRegistry } from './module-registry.ts';
 import type { NodePaths } from './paths.ts';
-import { applyClusterFile, clusterConfinfo } from './cluster-files.ts';
+import {
+  applyClusterFile,
+  checkClusterFile,
+  clusterConfinfo,
+  deleteClusterKey,
+  generateClusterKey,
+} from './cluster-files.ts';
 import { PackageError } from '../config/module-package.ts';
 import type { ModuleStatus, ModuleSupervisor, UserSettings } from './module-supervisor.ts';
 
@@ -325,6 +333,15 @@ export class CommandHandler {
         return ok(applyClusterFile(this.paths, file));
       case 'confinfo':
         return ok(clusterConfinfo(this.paths));
+      case 'confcheck': {
+        if (!file) throw new UsageError('cluster confcheck /path/cluster.xml');
+        const checked = checkClusterFile(file);
+        return checked.ok ? ok(checked.text) : fail(checked.text);
+      }
+      case 'genkey':
+        return ok(generateClusterKey(this.paths));
+      case 'delkey':
+        return ok(deleteClusterKey(this.paths));
       case 'state':
         return ok(
           this.registry
@@ -336,7 +353,7 @@ export class CommandHandler {
             .join('\n') || 'no module configured',
         );
       default:
-        throw new UsageError('cluster config FILE|confinfo|state');
+        throw new UsageError('cluster config FILE|confcheck FILE|confinfo|state|genkey|delkey');
     }
   }
 
@@ -421,8 +438,28 @@ export class CommandHandler {
     if (value !== 'on' && value !== 'off')
       throw new UsageError(`${key} on|off${key === 'boot' ? '|status' : ''}`);
     await supervisor.setSetting(key, value);
+    if (key === 'boot' && value === 'on') {
+      // A module cannot start at boot unless hakitd does: make sure the daemon's service is enabled.
+      const enabled = await enableDaemonAtBoot(this.paths);
+      return ok(`${supervisor.name}: boot on\n${enabled}`);
+    }
     return ok(`${supervisor.name}: ${key} ${value}`);
   }
 }
 
 class CommandError extends Error {}
+
+function enableDaemonAtBoot(paths: NodePaths): Promise<string> {
+  const service = join(paths.safeBin, 'hakitd-service');
+  if (!existsSync(service))
+    return Promise.resolve(`(${service} not installed: hakitd's own start at boot is not managed here)`);
+  return new Promise((resolve) => {
+    execFile(service, ['enable'], { timeout: 30_000 }, (error, stdout, stderr) => {
+      resolve(
+        error
+          ? `hakitd-service enable failed: ${(stderr || error.message).trim()}`
+          : stdout.trim() || 'hakitd enabled at boot',
+      );
+    });
+  });
+}

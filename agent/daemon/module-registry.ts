@@ -125,6 +125,12 @@ export class ModuleRegistry {
     if (id === undefined)
       throw new Error(`module ${module} has no id; install it with: hakit module install -m ${module}`);
     const supervisor = new ModuleSupervisor(this.loadConfig(module, id), this.paths, Date.now, this.onEvent);
+    supervisor.moduleReady = (watched) => {
+      const status = this.supervisors.get(watched)?.status();
+      if (!status) return { up: false, detail: `module ${watched} is not configured on this node` };
+      const ready = status.readiness === 'Ready' && status.state !== 'STOP' && status.state !== 'WAIT';
+      return { up: ready, detail: `module ${watched} is ${status.state} (${status.readiness})` };
+    };
     this.supervisors.set(module, supervisor);
     try {
       await supervisor.open();

@@ -1,7 +1,8 @@
 // Runs one module: feeds events (commands, finished scripts, checker verdicts, rule timer) one
 // at a time into the pure automaton and carries out the actions it returns: scripts, checker
 // classes, logs, persistence. All I/O of a module happens here or in the adapters it owns.
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CustomCheckerSpec, CustomCheckers } from '../checkers/custom-checkers.ts';
 import { CheckerScheduler } from '../checkers/checker-scheduler.ts';
@@ -80,6 +81,15 @@ export interface CommandOutcome {
 
 const eventQueueMax = 1024;
 
+/** `service="yes"` watches: whether a systemd unit is active. */
+function systemdUnitActive(unit: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile('systemctl', ['is-active', '--quiet', '--', unit], { timeout: 10_000 }, (error) =>
+      resolve(!error),
+    );
+  });
+}
+
 export function readBootId(): string {
   try {
     return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
@@ -125,9 +135,11 @@ export class ModuleSupervisor {
           pidPollMs: pidPollMsDefault,
           onReport: (report) => this.enqueue(() => this.onErrdReport(report)),
           onError: (error) => this.write('C', 'errd', `errd: ${error.message}`),
+          ...(existsSync('/run/systemd/system') ? { serviceActive: systemdUnitActive } : {}),
         })
       : null;
     this.checkers = new CheckerScheduler(config.checkers, {
+      moduleReady: (module) => this.moduleReady(module),
       // Synchronous on purpose: a checker switched on must read `init` before the next rule evaluation.
       setResource: (resource, value, detail) => this.setResourceValue(resource, value, 'checker', detail),
     });
@@ -139,6 +151,12 @@ export class ModuleSupervisor {
       log: (level, message) => this.write(level, 'checker', message),
     });
   }
+
+  /** Set by the registry: how `module` checkers see the node's other modules. */
+  moduleReady: (module: string) => { up: boolean; detail: string } = (module) => ({
+    up: false,
+    detail: `module ${module} is not known here`,
+  });
 
   get name(): string {
     return this.config.name;

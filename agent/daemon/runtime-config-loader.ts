@@ -87,8 +87,25 @@ function checkerSpecs(checkers: readonly Checker[]): {
           args: checker.arg === undefined ? [] : checker.arg.split(/\s+/).filter((part) => part.length > 0),
         });
         break;
+      case 'module': {
+        // No <to>: the module on this node, checked every 10 s (the reference's defaults).
+        const target = checker.targets[0] ?? { addr: undefined, intervalSec: 10 };
+        if (target.addr !== undefined) {
+          throw new ModuleConfigError(
+            `module checker ${checker.ident}: watching a module on another node (${target.addr}) is not supported yet; watch a local module`,
+          );
+        }
+        periodic.push({
+          kind: 'module',
+          ident: checker.ident,
+          when: 'pre',
+          module: checker.module,
+          intervalMs: target.intervalSec * 1000,
+        });
+        break;
+      }
       default:
-        // ip, module and splitbrain checkers come with the virtual IP, API and mirror work.
+        // ip and splitbrain checkers come with the virtual IP and mirror work.
         break;
     }
   }

@@ -214,6 +214,31 @@ describe('light module on a real hakitd', { timeout: 120_000 }, () => {
     assert.match(audit, /\| demo \| \S+ \| END 0/);
   });
 
+  test('a module checker holds a dependent module in WAIT until the module it watches is Ready', async () => {
+    sandbox.cli(['stop', '-m', 'demo']);
+    assert.equal(sandbox.cli(['waitstop', '-m', 'demo', '-t', '30']).code, 0);
+    const dependent = `<!DOCTYPE safe>
+<safe>
+<service mode="light">
+  <check><module name="demo"/></check>
+  <failover period="100ms" handle_time="200ms"/>
+</service>
+</safe>
+`;
+    const dir = sandbox.writeModule('dependent', dependent, {});
+    assert.equal(sandbox.cli(['module', 'install', dir]).code, 0);
+    assert.equal(sandbox.cli(['config', '-m', 'dependent']).code, 0, sandbox.cli(['config', '-m', 'dependent']).stderr);
+    assert.equal(sandbox.cli(['start', '-m', 'dependent']).code, 0);
+    const dependentState = () => sandbox.cli(['state', '-m', 'dependent']).stdout.trim();
+    // The first module checker probe runs at once: demo is stopped, so module_failure blocks.
+    await eventually(() => dependentState().startsWith('dependent: WAIT (NotReady) module_failure'), 15_000, 'WAIT NotReady');
+    assert.equal(sandbox.cli(['start', '-m', 'demo']).code, 0);
+    assert.equal(sandbox.cli(['waitstart', '-m', 'demo', '-t', '30']).code, 0);
+    await eventually(() => dependentState() === 'dependent: UP (Ready)', 30_000, 'dependent UP once demo is Ready');
+    assert.match(sandbox.cli(['log', '-m', 'dependent']).stdout, /Action wakeup from failover rule Implicit_wakeup/);
+    sandbox.cli(['stop', '-m', 'dependent']);
+  });
+
   test('configuration errors are refused with file and line, and nothing is replaced', () => {
     const dir = sandbox.writeModule('broken', userconfig().replace('maxloop="3"', 'maxloop="lots"'), {});
     assert.equal(sandbox.cli(['module', 'install', dir]).code, 0);

@@ -1,0 +1,1404 @@
+// The mirror automaton (reference 2.2, M1-M17), pure: (core, event, settings) -> (core, actions).
+// Each node runs one; the two coordinate only through the adverts their heartbeats carry (and,
+// when configured, the arbitrator's lease). Script order and arguments follow reference 6.4.
+//
+// Structure: commands and automatic decisions start jobs (mirror-steps.ts) that a walker carries
+// out step by step, reusing job.ts for scripts, states, classes, logs and wait rules. Between
+// jobs the node rests in STOP, WAIT, ALONE, PRIM or SECOND, and after every event `decide`
+// looks at the peer's advert, the wait rules, the lease and the persisted data to pick the next
+// transition. All of it is level-triggered: re-running `decide` on the same inputs changes nothing.
+import {
+  type ArbitratorState as _Unused,
+  handleLeaseReply,
+  holderLeaseMs,
+  initialLeaseClient,
+  type LeaseIdentity,
+  leaseConfirms,
+  leaseValid,
+  promiseMs,
+  releaseLease,
+  requestLease,
+} from './arbitrator-lease.ts';
+import { advanceJob, type Job, type Step, stepsMax } from './job.ts';
+import { countAction, initialMaxloop, resetMaxloop } from './maxloop.ts';
+import {
+  compareData,
+  extendHistory,
+  formatGeneration,
+  type Generation,
+  headOf,
+  historyMax,
+  nextGeneration,
+  sameGeneration,
+  wouldLoseWrites,
+} from './mirror-data.ts';
+import { type Candidate, electPrimary, eligible, splitBrainSurvivor } from './mirror-election.ts';
+import {
+  aloneToPrimSteps,
+  demoteSteps,
+  enterPrimaryFromWaitSteps,
+  enterSecondSteps,
+  exitingAloneSteps,
+  failoverOffSteps,
+  failoverSteps,
+  log,
+  primToAloneSteps,
+  restartSteps,
+  startSteps,
+  stopSteps,
+  stopWaitSteps,
+  swapInSteps,
+  swapOutSteps,
+  leaveSteps,
+  reachStopSteps,
+} from './mirror-steps.ts';
+import type {
+  CommandOptions,
+  Effect,
+  MirrorAction,
+  MirrorAdvert,
+  MirrorCore,
+  MirrorEvent,
+  MirrorJob,
+  MirrorPersisted,
+  MirrorSettings,
+  MirrorStep,
+  MirrorVerb,
+  Origin,
+  ReplicationCommand,
+  StartIntent,
+} from './mirror-types.ts';
+import type { Readiness } from './states.ts';
+
+export type * from './mirror-types.ts';
+
+export interface MirrorStepResult {
+  core: MirrorCore;
+  actions: MirrorAction[];
+  /** For a command: whether it was accepted, and why not. */
+  accepted: boolean;
+  message: string;
+}
+
+const component = 'heart';
+/** Decisions that start a job, and jobs that end, settle within this many rounds per event. */
+const settleRoundsMax = 8;
+
+export function initialPersisted(): MirrorPersisted {
+  return { uptodate: false, lastPrim: false, reintegrating: false, history: [], peerNeedsFullsync: false };
+}
+
+function assertPersisted(persisted: MirrorPersisted): void {
+  if (persisted.history.length > historyMax) throw new Error('persisted history too long');
+  if (persisted.reintegrating && persisted.uptodate) {
+    throw new Error('a node cannot be up to date while its reintegration is unfinished');
+  }
+}
+
+/** The core of a daemon that just started: STOP, with what was persisted. */
+export function initialMirrorCore(
+  nowMs: number,
+  incarnation: number,
+  persisted: MirrorPersisted = initialPersisted(),
+  failover: 'on' | 'off' = 'on',
+): MirrorCore {
+  if (!Number.isInteger(incarnation) || incarnation < 1) throw new Error('incarnation must be a positive integer');
+  assertPersisted(persisted);
+  return {
+    state: 'STOP',
+    readiness: 'NotReady',
+    activeClasses: [],
+    waitStatus: { status: 'clear' },
+    blockingRule: null,
+    incarnation,
+    job: null,
+    queued: null,
+    maxloop: initialMaxloop(nowMs),
+    lastFailure: null,
+    persisted,
+    failover,
+    intent: null,
+    fullsync: false,
+    peer: { status: 'init' },
+    promiseFromMs: null,
+    primary: false,
+    vip: false,
+    replication: { role: 'none' },
+    secondaryOf: null,
+    confirmedSecondary: null,
+    confirmedBy: null,
+    handover: false,
+    swapRequest: null,
+    autoSwapFor: null,
+    failoverOffHold: false,
+    hold: null,
+    lease: initialLeaseClient(),
+    claim: null,
+    demotePending: false,
+    lastAuthorityMs: null,
+    splitBrain: null,
+    remoteLogged: 'UNKNOWN',
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the core
+
+/** What this node advertises in its heartbeats now. */
+export function advertOf(core: MirrorCore, settings: MirrorSettings): MirrorAdvert {
+  return {
+    node: settings.node,
+    incarnation: core.incarnation,
+    state: core.state,
+    readiness: core.readiness,
+    primary: core.primary,
+    uptodate: core.persisted.uptodate,
+    lastPrim: core.persisted.lastPrim,
+    reintegrating: core.persisted.reintegrating,
+    history: core.persisted.history,
+    intent: core.state === 'WAIT' ? core.intent : null,
+    electing: core.state === 'WAIT' && core.job === null && core.waitStatus.status === 'clear',
+    secondaryOf: core.state === 'SECOND' ? core.secondaryOf : null,
+    confirmedSecondary: core.primary ? core.confirmedSecondary : null,
+    handover: core.handover,
+    swapRequest: core.swapRequest !== null && core.state === 'SECOND',
+    fullsyncPeer: core.primary && core.persisted.peerNeedsFullsync,
+  };
+}
+
+/** rfs.uptodate as this node knows it now. */
+export function isUptodate(core: MirrorCore): boolean {
+  if (core.primary) return true;
+  if (core.state === 'SECOND' && core.readiness === 'Ready') return true;
+  return core.persisted.uptodate;
+}
+
+/** When this node may act as primary until, on its clock; null: no limit (no arbitrator). */
+export function authorityUntilMs(core: MirrorCore, settings: MirrorSettings): number | null {
+  const timing = settings.arbitrator;
+  if (timing === null) return null;
+  const leaseUntil = core.lease.grant?.validUntilMs ?? Number.NEGATIVE_INFINITY;
+  const promiseUntil =
+    core.promiseFromMs === null
+      ? Number.NEGATIVE_INFINITY
+      : core.promiseFromMs + promiseMs(settings.heartbeatTimeoutMs, timing);
+  return Math.max(leaseUntil, promiseUntil);
+}
+
+/** The next time the core must be ticked (lease renewal, retry, authority end), or null. */
+export function nextDeadlineMs(core: MirrorCore, settings: MirrorSettings): number | null {
+  const timing = settings.arbitrator;
+  if (timing === null) return null;
+  const deadlines: number[] = [];
+  const lease = core.lease;
+  if (core.primary) {
+    const until = authorityUntilMs(core, settings);
+    if (until !== null && Number.isFinite(until)) deadlines.push(until);
+    if (lease.grant !== null) deadlines.push(lease.grant.validUntilMs - holderLeaseMs(timing) + timing.renewMs);
+  }
+  if (lease.pending !== null) deadlines.push(lease.pending.sentAtMs + timing.retryMs);
+  if (lease.refusal !== null) deadlines.push(lease.refusal.atMs + timing.retryMs);
+  if (deadlines.length === 0) return null;
+  return Math.min(...deadlines);
+}
+
+function identity(core: MirrorCore, settings: MirrorSettings): LeaseIdentity {
+  return { module: settings.module, node: settings.node, incarnation: core.incarnation };
+}
+
+function candidateOf(
+  node: string,
+  data: { history: Generation[]; reintegrating: boolean; lastPrim: boolean; uptodate: boolean },
+): Candidate {
+  return {
+    node,
+    history: data.history,
+    reintegrating: data.reintegrating,
+    lastPrim: data.lastPrim,
+    uptodate: data.uptodate,
+  };
+}
+
+function peerAdvert(core: MirrorCore): MirrorAdvert | null {
+  return core.peer.status === 'up' ? core.peer.advert : null;
+}
+
+function describeOrigin(origin: Origin): string {
+  return origin.kind === 'rule' ? `from failover rule ${origin.rule}` : `called by ${origin.who}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutable working context of one event. The core stays immutable from the caller's view: the
+// context starts from a shallow copy and every change replaces fields.
+
+interface Context {
+  core: MirrorCore;
+  actions: MirrorAction[];
+  settings: MirrorSettings;
+  nowMs: number;
+}
+
+function emit(ctx: Context, action: MirrorAction): void {
+  ctx.actions.push(action);
+}
+
+function logE(ctx: Context, level: 'U' | 'E' | 'C' | 'I' | 'S' | 'D', message: string): void {
+  emit(ctx, { type: 'log', level, component, message });
+}
+
+function setPersisted(ctx: Context, change: Partial<MirrorPersisted>): void {
+  const persisted = { ...ctx.core.persisted, ...change };
+  assertPersisted(persisted);
+  const before = ctx.core.persisted;
+  const same =
+    before.uptodate === persisted.uptodate &&
+    before.lastPrim === persisted.lastPrim &&
+    before.reintegrating === persisted.reintegrating &&
+    before.peerNeedsFullsync === persisted.peerNeedsFullsync &&
+    before.history === persisted.history;
+  if (same) return;
+  ctx.core = { ...ctx.core, persisted };
+  emit(ctx, { type: 'persist' });
+}
+
+function setReplication(ctx: Context, command: ReplicationCommand): void {
+  const current = ctx.core.replication;
+  if (JSON.stringify(current) === JSON.stringify(command)) return;
+  ctx.core = { ...ctx.core, replication: command };
+  emit(ctx, { type: 'replication', command });
+}
+
+/** Runs a one-step job through job.ts so states and wait rules look exactly as elsewhere. */
+function runPlainStep(ctx: Context, step: Step, scriptRunning: boolean): { held: boolean; scriptRunning: boolean } {
+  const job: Job = { verb: 'step', steps: [step], index: 0, scriptRunning };
+  const advanced = advanceJob(ctx.core, job, component);
+  ctx.core = advanced.host;
+  ctx.actions.push(...advanced.actions);
+  if (advanced.job === null) return { held: false, scriptRunning: false };
+  return { held: true, scriptRunning: advanced.job.scriptRunning };
+}
+
+function setReadiness(ctx: Context, readiness: Readiness): void {
+  runPlainStep(ctx, { kind: 'state', state: ctx.core.state, readiness }, false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Effects of job steps
+
+function leaseClaimFor(ctx: Context): Generation {
+  const advert = peerAdvert(ctx.core);
+  return nextGeneration(ctx.settings.node, ctx.core.persisted.history, advert?.history ?? null);
+}
+
+function emitAuthority(ctx: Context): void {
+  if (!ctx.core.primary) return;
+  const until = authorityUntilMs(ctx.core, ctx.settings);
+  if (until === null || !Number.isFinite(until)) return;
+  if (ctx.core.lastAuthorityMs === until) return;
+  ctx.core = { ...ctx.core, lastAuthorityMs: until };
+  emit(ctx, { type: 'authority', untilMs: until });
+}
+
+function hasAuthority(ctx: Context): boolean {
+  const until = authorityUntilMs(ctx.core, ctx.settings);
+  return until === null || ctx.nowMs < until;
+}
+
+/** Returns false when the job must not go on (the effect found it unsafe). */
+function applyEffect(ctx: Context, effect: Effect): boolean {
+  const core = ctx.core;
+  switch (effect.type) {
+    case 'intent':
+      ctx.core = {
+        ...core,
+        intent: effect.intent,
+        fullsync: effect.fullsync,
+        failoverOffHold: effect.failoverOffHold,
+        hold: null,
+      };
+      return true;
+    case 'primaryOn': {
+      if (core.primary) throw new Error('primaryOn while already primary');
+      let claim = core.claim;
+      if (ctx.settings.arbitrator !== null) {
+        // Becoming primary needs a grant that recorded the generation we are about to write.
+        if (claim === null || !leaseConfirms(core.lease, claim, ctx.nowMs)) {
+          logE(ctx, 'E', 'Primary role not taken: the arbitrator lease is no longer valid');
+          return false;
+        }
+      } else {
+        claim = leaseClaimFor(ctx);
+      }
+      const forced = core.intent === 'primforce';
+      setPersisted(ctx, {
+        history: extendHistory(core.persisted.history, claim),
+        uptodate: effect.target === 'ALONE',
+        lastPrim: true,
+        reintegrating: false,
+        peerNeedsFullsync: core.persisted.peerNeedsFullsync || forced || (core.intent === 'prim' && core.fullsync),
+      });
+      ctx.core = {
+        ...ctx.core,
+        primary: true,
+        claim: null,
+        secondaryOf: null,
+        confirmedBy: null,
+        confirmedSecondary: null,
+        handover: false,
+        hold: null,
+        failoverOffHold: false,
+        swapRequest: null,
+        splitBrain: null,
+        lastAuthorityMs: null,
+      };
+      logE(ctx, 'I', `Primary of data generation ${formatGeneration(claim)}`);
+      emitAuthority(ctx);
+      return true;
+    }
+    case 'vipSet':
+      if (!core.primary) throw new Error('VIP set on a node that is not primary');
+      if (!hasAuthority(ctx)) return false;
+      if (!core.vip) {
+        ctx.core = { ...core, vip: true };
+        emit(ctx, { type: 'vip', op: 'set' });
+      }
+      return true;
+    case 'replicationPrimary': {
+      const generation = headOf(core.persisted.history);
+      if (generation === null || !core.primary) throw new Error('replication as primary without a generation');
+      setReplication(ctx, {
+        role: 'primary',
+        generation,
+        secondary: null,
+        fullsync: core.persisted.peerNeedsFullsync,
+      });
+      return true;
+    }
+    case 'fence':
+      if (core.vip) {
+        ctx.core = { ...ctx.core, vip: false };
+        emit(ctx, { type: 'vip', op: 'unset' });
+      }
+      if (ctx.core.replication.role === 'primary') setReplication(ctx, { role: 'none' });
+      return true;
+    case 'primaryOff': {
+      if (!core.primary) return true;
+      if (core.vip) throw new Error('primary role released before the VIP');
+      const claimPending = core.claim !== null;
+      setPersisted(ctx, {
+        // Alone with a committed generation: nobody else has newer data. With a confirmed
+        // secondary, or a generation not yet confirmed by the arbitrator, the peer may take over.
+        uptodate: core.confirmedSecondary === null && !claimPending,
+        lastPrim: true,
+      });
+      let lease = core.lease;
+      if (ctx.settings.arbitrator !== null && (lease.grant !== null || lease.pending !== null)) {
+        const released = releaseLease(lease, identity(core, ctx.settings), claimPending);
+        lease = released.client;
+        emit(ctx, { type: 'leaseRelease', release: released.release });
+      }
+      ctx.core = {
+        ...ctx.core,
+        primary: false,
+        lease,
+        claim: null,
+        confirmedSecondary: null,
+        handover: effect.handover,
+        demotePending: false,
+        lastAuthorityMs: null,
+        splitBrain: null,
+      };
+      return true;
+    }
+    case 'aloneGeneration': {
+      // The secondary is gone: what we write from now on is not on the peer. A new generation
+      // marks it; with an arbitrator, writes wait until the arbitrator has recorded it.
+      const claim = leaseClaimFor(ctx);
+      ctx.core = { ...core, confirmedSecondary: null, claim };
+      setPersisted(ctx, { uptodate: false });
+      if (ctx.settings.arbitrator === null) commitAloneGeneration(ctx);
+      return true;
+    }
+    case 'confirmSecondary':
+      // Persisted before the peer learns it is confirmed: from then on it may take over, so this
+      // node must no longer believe, after a crash, that it alone has the newest data.
+      setPersisted(ctx, { uptodate: false, peerNeedsFullsync: false });
+      ctx.core = { ...ctx.core, confirmedSecondary: effect.secondary, autoSwapFor: ctx.core.autoSwapFor };
+      logE(ctx, 'E', `Remote node ${ctx.settings.peerNode} is SECOND up to date: replication in sync`);
+      return true;
+    case 'secondaryOn': {
+      setPersisted(ctx, {
+        uptodate: false,
+        lastPrim: false,
+        reintegrating: effect.reintegrate ? true : core.persisted.reintegrating,
+      });
+      ctx.core = { ...ctx.core, secondaryOf: null, confirmedBy: null, handover: false };
+      if (effect.primary !== null && effect.primaryHistory !== null) {
+        attachToPrimary(ctx, effect.primary, effect.primaryHistory, effect.fullsync, effect.reintegrate);
+      } else {
+        ctx.core = { ...ctx.core, handover: true, swapNosync: !effect.reintegrate } as MirrorCore;
+      }
+      return true;
+    }
+    case 'secondaryOff':
+      if (core.replication.role === 'secondary') setReplication(ctx, { role: 'none' });
+      if (core.state === 'SECOND' || core.secondaryOf !== null || core.confirmedBy !== null) {
+        setPersisted(ctx, { uptodate: false, lastPrim: false });
+      }
+      ctx.core = { ...ctx.core, secondaryOf: null, confirmedBy: null, swapRequest: null, handover: false };
+      return true;
+    case 'reintegrated':
+      finishReintegration(ctx);
+      return true;
+    case 'stopped':
+      ctx.core = {
+        ...core,
+        intent: null,
+        hold: null,
+        failoverOffHold: false,
+        fullsync: false,
+        swapRequest: null,
+        handover: false,
+        claim: null,
+        demotePending: false,
+        splitBrain: null,
+      };
+      return true;
+    case 'splitBrainLoser':
+      ctx.core = { ...core, splitBrain: null };
+      return true;
+  }
+}
+
+function commitAloneGeneration(ctx: Context): void {
+  const claim = ctx.core.claim;
+  if (claim === null) throw new Error('no generation to commit');
+  setPersisted(ctx, { history: extendHistory(ctx.core.persisted.history, claim), uptodate: true });
+  ctx.core = { ...ctx.core, claim: null };
+  logE(ctx, 'I', `Primary alone: data generation ${formatGeneration(claim)}`);
+  setReplication(ctx, { role: 'primary', generation: claim, secondary: null, fullsync: ctx.core.persisted.peerNeedsFullsync });
+}
+
+/** Starts replicating from `primary`; keeps aside local data the reintegration would overwrite. */
+function attachToPrimary(
+  ctx: Context,
+  primary: number,
+  primaryHistory: Generation[],
+  fullsync: boolean,
+  reintegrate: boolean,
+): void {
+  const mine = ctx.core.persisted.history;
+  if (wouldLoseWrites(mine, primaryHistory)) {
+    const head = headOf(mine);
+    const reason =
+      `data of generation ${formatGeneration(head)} on ${ctx.settings.node} is not on ` +
+      `${ctx.settings.peerNode} (${compareData(mine, primaryHistory)}): kept aside before reintegration`;
+    emit(ctx, { type: 'keepAside', generation: head, reason });
+    logE(ctx, 'C', `Data kept aside: ${reason}`);
+    // The data kept aside no longer counts as this node's: it must reintegrate fully.
+    setPersisted(ctx, { reintegrating: true });
+    fullsync = true;
+    reintegrate = true;
+  }
+  ctx.core = { ...ctx.core, secondaryOf: primary, handover: false };
+  setReplication(ctx, {
+    role: 'secondary',
+    primary,
+    fullsync: fullsync || ctx.core.fullsync,
+    reintegrate,
+  });
+  if (!ctx.settings.replication) finishReintegration(ctx);
+}
+
+function finishReintegration(ctx: Context): void {
+  if (ctx.core.state !== 'SECOND' || ctx.core.secondaryOf === null) return;
+  setPersisted(ctx, { reintegrating: false });
+  ctx.core = { ...ctx.core, fullsync: false };
+  if (ctx.core.readiness !== 'Ready') {
+    logE(ctx, 'E', 'Reintegration done');
+    setReadiness(ctx, 'Ready');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The job walker
+
+function startJob(ctx: Context, verb: string, steps: MirrorStep[]): void {
+  if (ctx.core.job !== null) throw new Error(`job ${verb} started while ${ctx.core.job.verb} runs`);
+  if (steps.length > stepsMax) throw new Error(`job ${verb}: ${steps.length} steps exceed ${stepsMax}`);
+  const filtered = ctx.settings.scriptsEnabled ? steps : steps.filter((step) => step.kind !== 'script');
+  ctx.core = { ...ctx.core, job: { verb, steps: filtered, index: 0, scriptRunning: false } };
+}
+
+/** Carries the job out until it needs the outside world or ends. */
+function advance(ctx: Context): void {
+  for (let guard = 0; guard <= stepsMax; guard += 1) {
+    const job = ctx.core.job;
+    if (job === null) return;
+    const step = job.steps[job.index];
+    if (step === undefined) {
+      ctx.core = { ...ctx.core, job: null };
+      return;
+    }
+    if (step.kind === 'effect') {
+      const ok = applyEffect(ctx, step.effect);
+      if (!ok) {
+        abortToWait(ctx, job);
+        return;
+      }
+      ctx.core = { ...ctx.core, job: { ...job, index: job.index + 1 } };
+      continue;
+    }
+    const result = runPlainStep(ctx, step, job.scriptRunning);
+    if (result.held) {
+      ctx.core = { ...ctx.core, job: { ...job, scriptRunning: result.scriptRunning } };
+      return;
+    }
+    ctx.core = { ...ctx.core, job: { ...job, index: job.index + 1, scriptRunning: false } };
+  }
+  throw new Error(`job ${ctx.core.job?.verb} did not settle within ${stepsMax} steps`);
+}
+
+/** A job that found itself unsafe to go on (no authority): back to WAIT through the stop scripts. */
+function abortToWait(ctx: Context, job: MirrorJob): void {
+  ctx.core = { ...ctx.core, job: null, demotePending: false };
+  logE(ctx, 'E', `Transition ${job.verb} aborted: back to WAIT`);
+  startJob(ctx, 'demote', ctx.core.primary ? demoteSteps(ctx.core.state) : stopWaitSteps(ctx.core.state));
+  advance(ctx);
+}
+
+function scriptFinishedInJob(job: MirrorJob, script: string): MirrorJob {
+  const step = job.steps[job.index];
+  if (step?.kind !== 'script' || step.script !== script || !job.scriptRunning) {
+    throw new Error(`script ${script} finished but job ${job.verb} was not running it`);
+  }
+  return { ...job, index: job.index + 1, scriptRunning: false };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+
+function planCommand(core: MirrorCore, verb: MirrorVerb, options: CommandOptions): MirrorStep[] | string {
+  switch (verb) {
+    case 'start':
+    case 'prim':
+    case 'second':
+    case 'primforce': {
+      if (core.state !== 'STOP') return `${verb} is not possible in state ${core.state} (${core.readiness})`;
+      const advert = peerAdvert(core);
+      if (verb === 'prim' && core.persisted.reintegrating) {
+        return (
+          'Data may be inconsistent for replicated directories (stopped during reintegration); ' +
+          'if you are sure, run hakit primforce. Requested prim start aborted'
+        );
+      }
+      if ((verb === 'prim' || verb === 'primforce') && advert?.primary) {
+        return `${verb} refused: the remote node ${advert.node} is already primary`;
+      }
+      if (verb === 'second' && !(advert?.primary ?? false)) {
+        return 'second refused: the remote node is not primary';
+      }
+      return startSteps({
+        type: 'intent',
+        intent: verb,
+        fullsync: options.fullsync === true,
+        failoverOffHold: false,
+      });
+    }
+    case 'stop':
+      return core.state === 'STOP' ? 'module is already stopped' : stopSteps(core.state, 'stop');
+    case 'forcestop':
+      return core.state === 'STOP' ? 'module is already stopped' : reachStopSteps('stop');
+    case 'restart':
+      if ((core.state === 'PRIM' || core.state === 'ALONE' || core.state === 'SECOND') && core.readiness === 'Ready') {
+        return restartSteps(core.state);
+      }
+      return `restart is not possible in state ${core.state} (${core.readiness})`;
+    case 'stopstart':
+      if (core.state === 'STOP') return 'stopstart is not possible in state STOP';
+      return [
+        ...stopSteps(core.state, 'stopstart'),
+        log('U', 'Action start called automatically'),
+        ...startSteps({ type: 'intent', intent: 'start', fullsync: false, failoverOffHold: false }),
+      ];
+    case 'wait':
+      if (core.state === 'PRIM' || core.state === 'ALONE' || core.state === 'SECOND') return stopWaitSteps(core.state);
+      return `wait is not possible in state ${core.state}`;
+    case 'swap':
+      return 'swap';
+  }
+}
+
+function swapCommand(ctx: Context, options: CommandOptions, origin: Origin): MirrorStepResult | null {
+  const core = ctx.core;
+  const advert = peerAdvert(core);
+  const pairReady =
+    advert !== null &&
+    ((core.state === 'PRIM' &&
+      core.readiness === 'Ready' &&
+      advert.state === 'SECOND' &&
+      advert.readiness === 'Ready' &&
+      core.confirmedSecondary === advert.incarnation) ||
+      (core.state === 'SECOND' &&
+        core.readiness === 'Ready' &&
+        advert.state === 'PRIM' &&
+        advert.readiness === 'Ready' &&
+        core.confirmedBy === advert.incarnation));
+  if (!pairReady) return null;
+  if (core.state === 'PRIM') {
+    logE(ctx, 'U', `Action swap ${describeOrigin(origin)}`);
+    startJob(ctx, 'swap', swapOutSteps(origin.kind === 'rule' ? origin.rule : 'admin', options.nosync === true));
+    ctx.core = { ...ctx.core, swapRequest: null };
+    return null;
+  }
+  logE(ctx, 'U', `Action swap ${describeOrigin(origin)} (asked to the primary)`);
+  ctx.core = { ...ctx.core, swapRequest: { nosync: options.nosync === true, origin } };
+  return { core: ctx.core, actions: ctx.actions, accepted: true, message: 'swap requested from the primary' };
+}
+
+function handleCommand(ctx: Context, event: Extract<MirrorEvent, { type: 'command' }>): MirrorStepResult {
+  let verb = event.verb;
+  let origin = event.origin;
+  const options = event.options ?? {};
+  let maxloop = ctx.core.maxloop;
+  if (event.identity === undefined) {
+    maxloop = resetMaxloop(event.nowMs);
+  } else {
+    const counted = countAction(maxloop, ctx.settings, event.nowMs);
+    maxloop = counted.state;
+    if (counted.exceeded && verb !== 'stop' && verb !== 'forcestop') {
+      logE(
+        ctx,
+        'E',
+        `Action ${verb} ${describeOrigin(origin)} refused: maxloop reached (${counted.count} actions within loop_interval)`,
+      );
+      verb = 'stop';
+      origin = { kind: 'caller', who: 'maxloop' };
+    }
+  }
+  ctx.core = { ...ctx.core, maxloop };
+  const refuse = (message: string): MirrorStepResult => ({
+    core: ctx.core,
+    actions: ctx.actions,
+    accepted: false,
+    message,
+  });
+  const isStop = verb === 'stop' || verb === 'forcestop';
+  const isStart = verb === 'start' || verb === 'prim' || verb === 'second' || verb === 'primforce';
+  const job = ctx.core.job;
+  if (job !== null) {
+    if (!isStop && !isStart) return refuse(`module is busy (${job.verb} in progress)`);
+    const stopping = job.verb === 'stop' || job.verb === 'forcestop';
+    if (isStart && !stopping) return refuse(`module is already starting (${job.verb} in progress)`);
+    const queued = ctx.core.queued;
+    if (queued !== null && !isStop && (queued.verb === 'stop' || queued.verb === 'forcestop')) {
+      return refuse('a stop is already queued');
+    }
+    ctx.core = { ...ctx.core, queued: { verb, origin, options } };
+    logE(ctx, 'U', `Action ${verb} ${describeOrigin(origin)} (queued)`);
+    if (verb === 'forcestop') emit(ctx, { type: 'killScript' });
+    emit(ctx, { type: 'persist' });
+    return { core: ctx.core, actions: ctx.actions, accepted: true, message: `${verb} queued after ${job.verb}` };
+  }
+  if (verb === 'swap') {
+    const requested = swapCommand(ctx, options, origin);
+    if (requested !== null) return requested;
+    if (ctx.core.job === null) return refuse('swap needs this node and its peer in PRIM (Ready) and SECOND (Ready)');
+    settle(ctx);
+    return { core: ctx.core, actions: [...ctx.actions, { type: 'persist' }], accepted: true, message: 'swap accepted' };
+  }
+  const plan = planCommand(ctx.core, verb, options);
+  if (typeof plan === 'string') {
+    if (isStop && ctx.core.state === 'STOP') {
+      return { core: ctx.core, actions: ctx.actions, accepted: true, message: plan };
+    }
+    return refuse(plan);
+  }
+  logE(ctx, 'U', `Action ${verb} ${describeOrigin(origin)}`);
+  if (isStart) ctx.core = { ...ctx.core, lastFailure: null };
+  if (verb === 'forcestop') emit(ctx, { type: 'killScript' });
+  startJob(ctx, verb, plan);
+  settle(ctx);
+  return {
+    core: ctx.core,
+    actions: [...ctx.actions, { type: 'persist' }],
+    accepted: true,
+    message: `${verb} accepted`,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decisions while resting
+
+function holdWait(ctx: Context, readiness: Readiness, reason: string, messages: readonly string[] = []): void {
+  if (ctx.core.hold !== reason) {
+    ctx.core = { ...ctx.core, hold: reason };
+    for (const message of messages) logE(ctx, 'E', message);
+  }
+  if (ctx.core.readiness !== readiness) setReadiness(ctx, readiness);
+}
+
+const notUptodateMessages = [
+  'Data may be not uptodate for replicated directories (wait for the start of the remote server)',
+  'Action wait from failover rule notuptodate_server',
+  'If you are sure that this server has valid data, run hakit stop, then hakit prim',
+];
+
+const inconsistentMessages = [
+  'Data may be inconsistent for replicated directories (stopped during reintegration)',
+  'Action wait from failover rule notuptodate_server',
+  'If you are sure that this server has valid data, run hakit stop, then hakit primforce',
+];
+
+type LeaseStatus = 'granted' | 'waiting' | 'refused';
+
+/** Makes sure a grant recording `claim` is held or asked for; never more than one request in flight. */
+function ensureLease(ctx: Context, claim: Generation, force: boolean, witness: boolean): LeaseStatus {
+  const timing = ctx.settings.arbitrator;
+  if (timing === null) return 'granted';
+  const lease = ctx.core.lease;
+  if (leaseConfirms(lease, claim, ctx.nowMs)) return 'granted';
+  if (lease.pending !== null && ctx.nowMs < lease.pending.sentAtMs + timing.retryMs) return 'waiting';
+  if (lease.refusal !== null && ctx.nowMs < lease.refusal.atMs + timing.retryMs) return 'refused';
+  const dataGeneration = headOf(ctx.core.persisted.history);
+  // A node that is not up to date by its own flag asks the arbitrator to witness that its data
+  // is the newest registered one: the request then names its own generation as the claim's base.
+  const requested = requestLease(
+    lease,
+    identity(ctx.core, ctx.settings),
+    dataGeneration,
+    claim,
+    force,
+    ctx.nowMs,
+  );
+  ctx.core = { ...ctx.core, lease: requested.client };
+  emit(ctx, { type: 'leaseRequest', request: { ...requested.request, witness } as typeof requested.request });
+  return lease.refusal !== null ? 'refused' : 'waiting';
+}
+
+/** Forgets a claim that will not be used, giving back the lease that recorded it. */
+function dropClaim(ctx: Context): void {
+  const core = ctx.core;
+  if (core.claim === null || core.primary) return;
+  let lease = core.lease;
+  if (ctx.settings.arbitrator !== null && (lease.grant !== null || lease.pending !== null)) {
+    const released = releaseLease(lease, identity(core, ctx.settings), true);
+    lease = released.client;
+    emit(ctx, { type: 'leaseRelease', release: released.release });
+  }
+  ctx.core = { ...ctx.core, claim: null, lease };
+}
+
+type RoleChoice =
+  | { kind: 'hold'; readiness: Readiness; reason: string; messages?: readonly string[] }
+  | { kind: 'primary'; target: 'ALONE' | 'PRIM'; force: boolean; witness: boolean; why: string }
+  | { kind: 'secondary'; advert: MirrorAdvert }
+  | { kind: 'abort'; message: string };
+
+function primaryReady(advert: MirrorAdvert): boolean {
+  return advert.primary && (advert.state === 'ALONE' || advert.state === 'PRIM') && advert.readiness === 'Ready';
+}
+
+function chooseRole(core: MirrorCore, settings: MirrorSettings): RoleChoice {
+  const intent: StartIntent = core.intent ?? 'start';
+  const peer = core.peer;
+  const advert = peerAdvert(core);
+  const me = candidateOf(settings.node, core.persisted);
+
+  if (intent === 'second') {
+    if (advert !== null && primaryReady(advert)) return { kind: 'secondary', advert };
+    return { kind: 'hold', readiness: 'Transient', reason: 'waiting for the remote primary (second)' };
+  }
+  if (intent === 'prim' || intent === 'primforce') {
+    if (advert?.primary) {
+      return { kind: 'abort', message: `Requested ${intent} start aborted: the remote node is already primary` };
+    }
+    if (advert !== null && advert.state === 'WAIT' && (advert.intent === 'prim' || advert.intent === 'primforce')) {
+      if (settings.peerNode < settings.node) {
+        return { kind: 'hold', readiness: 'NotReady', reason: 'prim requested on both nodes' };
+      }
+    }
+    return { kind: 'primary', target: 'ALONE', force: true, witness: false, why: intent };
+  }
+
+  // intent start
+  if (peer.status === 'init') {
+    return { kind: 'hold', readiness: 'Transient', reason: 'waiting for the heartbeats of the remote node' };
+  }
+  if (advert === null) {
+    if (core.failoverOffHold) {
+      return { kind: 'hold', readiness: 'NotReady', reason: 'Failover-off configured' };
+    }
+    if (core.persisted.reintegrating) {
+      return { kind: 'hold', readiness: 'NotReady', reason: 'data inconsistent', messages: inconsistentMessages };
+    }
+    if (core.persisted.uptodate && eligible(me)) {
+      return { kind: 'primary', target: 'ALONE', force: false, witness: false, why: 'up to date, remote UNKNOWN' };
+    }
+    if (settings.arbitrator !== null && eligible(me)) {
+      // The arbitrator knows the newest generation: it can vouch for our data.
+      return { kind: 'primary', target: 'ALONE', force: false, witness: true, why: 'arbitrator witness' };
+    }
+    return { kind: 'hold', readiness: 'NotReady', reason: 'not up to date', messages: notUptodateMessages };
+  }
+  if (advert.primary) {
+    if (primaryReady(advert)) return { kind: 'secondary', advert };
+    return { kind: 'hold', readiness: 'Transient', reason: 'waiting for the remote primary to be ready' };
+  }
+  if (advert.state === 'SECOND' || advert.state === 'ALONE' || advert.state === 'PRIM') {
+    return { kind: 'hold', readiness: 'Transient', reason: `waiting for the remote node (${advert.state})` };
+  }
+  if (advert.state === 'WAIT' && (advert.intent === 'prim' || advert.intent === 'primforce')) {
+    return { kind: 'hold', readiness: 'Transient', reason: 'the remote node starts as primary' };
+  }
+  // The peer is STOP or WAIT: the election (M6), or a lone start (M4) when it cannot lead.
+  const them = candidateOf(advert.node, advert);
+  const result = electPrimary(me, them, settings.defaultPrimary);
+  const peerCanLead = advert.state === 'WAIT' && advert.electing && advert.intent !== 'second';
+  const peerJoins = advert.state === 'WAIT' && advert.electing;
+  const order = compareData(me.history, them.history);
+  if (result.winner === settings.node) {
+    if (core.failoverOffHold && !peerJoins) {
+      return { kind: 'hold', readiness: 'NotReady', reason: 'Failover-off configured' };
+    }
+    return {
+      kind: 'primary',
+      target: peerJoins ? 'PRIM' : 'ALONE',
+      force: false,
+      witness: false,
+      why: `elected (${result.reason})`,
+    };
+  }
+  if (result.winner === advert.node) {
+    if (peerCanLead) {
+      return { kind: 'hold', readiness: 'Transient', reason: `the remote node is elected primary (${result.reason})` };
+    }
+    if (eligible(me) && (order === 'equal' || order === 'newer') && !core.failoverOffHold) {
+      return { kind: 'primary', target: 'ALONE', force: false, witness: false, why: 'remote node cannot start' };
+    }
+  }
+  if (core.persisted.reintegrating) {
+    return { kind: 'hold', readiness: 'NotReady', reason: 'data inconsistent', messages: inconsistentMessages };
+  }
+  return { kind: 'hold', readiness: 'NotReady', reason: 'not up to date', messages: notUptodateMessages };
+}
+
+function decideWait(ctx: Context): void {
+  // The wait rules first (M2, M3), through job.ts so the messages are the usual ones.
+  const waited = runPlainStep(ctx, { kind: 'awaitWaitClear' }, false);
+  if (waited.held) {
+    dropClaim(ctx);
+    return;
+  }
+  const choice = chooseRole(ctx.core, ctx.settings);
+  switch (choice.kind) {
+    case 'hold':
+      dropClaim(ctx);
+      holdWait(ctx, choice.readiness, choice.reason, choice.messages);
+      return;
+    case 'abort':
+      dropClaim(ctx);
+      logE(ctx, 'E', choice.message);
+      startJob(ctx, 'stop', reachStopSteps('stop'));
+      return;
+    case 'secondary': {
+      dropClaim(ctx);
+      ctx.core = { ...ctx.core, hold: null };
+      const fullsync = ctx.core.fullsync || choice.advert.fullsyncPeer;
+      startJob(ctx, 'second', enterSecondSteps(choice.advert.incarnation, choice.advert.history, fullsync));
+      return;
+    }
+    case 'primary': {
+      if (ctx.settings.arbitrator !== null) {
+        const claim = ctx.core.claim ?? leaseClaimFor(ctx);
+        ctx.core = { ...ctx.core, claim };
+        const status = ensureLease(ctx, claim, choice.force, choice.witness);
+        if (status === 'waiting') {
+          holdWait(ctx, 'Transient', 'waiting for the arbitrator lease');
+          return;
+        }
+        if (status === 'refused') {
+          const refusal = ctx.core.lease.refusal;
+          const message = refusal === null ? 'lease refused' : `Arbitrator refused the lease: ${refusal.message}`;
+          holdWait(ctx, 'NotReady', message, [message]);
+          return;
+        }
+      }
+      ctx.core = { ...ctx.core, hold: null };
+      logE(ctx, 'E', `Start as primary: ${choice.why}`);
+      startJob(ctx, choice.target === 'PRIM' ? 'prim' : 'alone', enterPrimaryFromWaitSteps(choice.target));
+      return;
+    }
+  }
+}
+
+/** Why the primary this SECOND replicates from is gone, or null while it is there. */
+function primaryGone(core: MirrorCore): string | null {
+  const peer = core.peer;
+  if (peer.status === 'unknown') return 'no heartbeat';
+  if (peer.status !== 'up') return null;
+  if (peer.incarnation !== core.secondaryOf) return 'remote stop';
+  if (!peer.advert.primary) return 'remote stop';
+  return null;
+}
+
+function decideSecond(ctx: Context): void {
+  const core = ctx.core;
+  const advert = peerAdvert(core);
+  if (core.secondaryOf === null) {
+    // After swapping out: waiting for the peer to take the primary role.
+    if (advert !== null && primaryReady(advert)) {
+      attachToPrimary(ctx, advert.incarnation, advert.history, advert.fullsyncPeer, !(core as { swapNosync?: boolean }).swapNosync);
+      return;
+    }
+    const swappingIn = advert !== null && (advert.state === 'SECOND' || advert.primary);
+    if (!swappingIn) {
+      logE(ctx, 'E', 'The remote node did not take the primary role: back to WAIT');
+      startJob(ctx, 'wait', stopWaitSteps('SECOND'));
+    }
+    return;
+  }
+  const gone = primaryGone(core);
+  if (gone !== null) {
+    if (advert !== null && advert.handover && advert.state === 'SECOND' && core.readiness === 'Ready') {
+      // M12: the primary released its role to us.
+      swapIn(ctx, advert);
+      return;
+    }
+    if (core.readiness !== 'Ready') {
+      // M11: data half reintegrated: never primary without primforce.
+      logE(ctx, 'E', `Remote primary lost during reintegration (${gone}): data may be inconsistent`);
+      startJob(ctx, 'wait', stopWaitSteps('SECOND'));
+      return;
+    }
+    if (core.confirmedBy !== core.secondaryOf) {
+      logE(ctx, 'E', `Remote primary lost (${gone}) before it confirmed this node in sync`);
+      startJob(ctx, 'wait', stopWaitSteps('SECOND'));
+      return;
+    }
+    if (core.failover === 'off') {
+      startJob(ctx, 'stopstart', failoverOffSteps());
+      return;
+    }
+    failover(ctx, gone);
+    return;
+  }
+  if (advert === null) return;
+  // The primary is there.
+  if (advert.confirmedSecondary === core.incarnation && core.confirmedBy !== advert.incarnation) {
+    if (core.readiness === 'Ready') {
+      // Adopted only now: before the primary recorded us as in sync, our data could be older
+      // than what it wrote meanwhile under the same generation.
+      setPersisted(ctx, { history: advert.history.slice(-historyMax) });
+      ctx.core = { ...ctx.core, confirmedBy: advert.incarnation };
+      logE(ctx, 'I', `In sync with ${advert.node}: data generation ${formatGeneration(headOf(advert.history))}`);
+    }
+    return;
+  }
+  if (core.confirmedBy === advert.incarnation && advert.confirmedSecondary !== core.incarnation) {
+    // The primary dropped us (it went ALONE): our data is behind from now on.
+    logE(ctx, 'E', `Remote node ${advert.node} continues without this node: resynchronising`);
+    startJob(ctx, 'wait', stopWaitSteps('SECOND'));
+  }
+}
+
+function swapIn(ctx: Context, advert: MirrorAdvert): void {
+  if (ctx.settings.arbitrator !== null) {
+    const claim = ctx.core.claim ?? leaseClaimFor(ctx);
+    ctx.core = { ...ctx.core, claim };
+    const status = ensureLease(ctx, claim, false, false);
+    if (status === 'waiting') return;
+    if (status === 'refused') {
+      const refusal = ctx.core.lease.refusal;
+      logE(ctx, 'E', `Swap aborted: ${refusal?.message ?? 'lease refused'}`);
+      startJob(ctx, 'wait', stopWaitSteps('SECOND'));
+      return;
+    }
+  }
+  const cause = ctx.core.swapRequest !== null ? 'admin' : 'remote';
+  void advert;
+  startJob(ctx, 'swap', swapInSteps(cause));
+}
+
+function failover(ctx: Context, cause: string): void {
+  if (ctx.settings.arbitrator !== null) {
+    const claim = ctx.core.claim ?? leaseClaimFor(ctx);
+    ctx.core = { ...ctx.core, claim };
+    const status = ensureLease(ctx, claim, false, false);
+    if (status === 'waiting') return;
+    if (status === 'refused') {
+      const refusal = ctx.core.lease.refusal;
+      logE(ctx, 'E', `Failover refused by the arbitrator: ${refusal?.message ?? 'lease refused'}`);
+      startJob(ctx, 'wait', stopWaitSteps('SECOND'));
+      return;
+    }
+  }
+  startJob(ctx, 'alone', failoverSteps(cause));
+}
+
+function decidePrimary(ctx: Context): void {
+  const core = ctx.core;
+  const advert = peerAdvert(core);
+  const settings = ctx.settings;
+  if (core.claim !== null) {
+    // PRIM -> ALONE with an arbitrator: writes resume once the new generation is recorded.
+    const status = ensureLease(ctx, core.claim, false, false);
+    if (status === 'granted') commitAloneGeneration(ctx);
+  }
+  if (advert !== null && advert.primary && (advert.state === 'ALONE' || advert.state === 'PRIM')) {
+    // Both primary: a split brain is healing (2.6).
+    const me = candidateOf(settings.node, ctx.core.persisted);
+    const them = candidateOf(advert.node, advert);
+    const survivor = splitBrainSurvivor(me, them);
+    if (survivor.winner === settings.node) {
+      if (ctx.core.splitBrain !== 'staying') {
+        logE(ctx, 'E', `Split brain recovery: staying alone (${survivor.reason})`);
+        ctx.core = { ...ctx.core, splitBrain: 'staying' };
+      }
+      if (ctx.core.state === 'PRIM') startJob(ctx, 'alone', primToAloneSteps('split brain'));
+      return;
+    }
+    startJob(ctx, 'second', exitingAloneSteps(ctx.core.state === 'PRIM' ? 'PRIM' : 'ALONE', advert.incarnation, advert.history));
+    return;
+  }
+  const syncing =
+    advert !== null && advert.state === 'SECOND' && advert.secondaryOf === core.incarnation ? advert : null;
+  if (core.replication.role === 'primary' && ctx.core.claim === null) {
+    const secondary = syncing?.incarnation ?? null;
+    if (core.replication.secondary !== secondary) {
+      setReplication(ctx, { ...core.replication, secondary, fullsync: ctx.core.persisted.peerNeedsFullsync });
+    }
+  }
+  if (core.state === 'ALONE') {
+    if (syncing !== null && syncing.readiness === 'Ready' && ctx.core.claim === null) {
+      startJob(ctx, 'prim', aloneToPrimSteps(syncing.incarnation));
+    }
+    return;
+  }
+  // PRIM
+  const confirmed = core.confirmedSecondary;
+  let gone: string | null = null;
+  if (core.peer.status === 'unknown') gone = 'no heartbeat';
+  else if (advert !== null && (syncing === null || (confirmed !== null && advert.incarnation !== confirmed))) {
+    gone = 'remote stop';
+  }
+  if (gone !== null) {
+    startJob(ctx, 'alone', primToAloneSteps(gone));
+    return;
+  }
+  if (syncing === null) return;
+  if (confirmed === null) {
+    if (syncing.readiness === 'Ready') {
+      const job: MirrorStep[] = [{ kind: 'effect', effect: { type: 'confirmSecondary', secondary: syncing.incarnation } }];
+      startJob(ctx, 'confirm', job);
+    }
+    return;
+  }
+  if (core.readiness !== 'Ready' || syncing.readiness !== 'Ready') return;
+  const byDefault =
+    settings.defaultPrimary.kind === 'node' &&
+    settings.defaultPrimary.node === settings.peerNode &&
+    core.autoSwapFor !== syncing.incarnation;
+  if (syncing.swapRequest || byDefault) {
+    const cause = syncing.swapRequest ? 'remote' : 'defaultprim';
+    ctx.core = { ...ctx.core, autoSwapFor: syncing.incarnation };
+    startJob(ctx, 'swap', swapOutSteps(cause, false));
+  }
+}
+
+/** Lease upkeep of a primary: renewals, and the end of authority. */
+function keepAuthority(ctx: Context): void {
+  const timing = ctx.settings.arbitrator;
+  if (timing === null || !ctx.core.primary) return;
+  const until = authorityUntilMs(ctx.core, ctx.settings);
+  if (until !== null && ctx.nowMs >= until) {
+    // Fence now, whatever runs: the peer may be granted the lease from this moment on.
+    if (ctx.core.vip || ctx.core.replication.role === 'primary') applyEffect(ctx, { type: 'fence' });
+    if (ctx.core.job === null) {
+      startJob(ctx, 'demote', demoteSteps(ctx.core.state));
+    } else if (!ctx.core.demotePending) {
+      ctx.core = { ...ctx.core, demotePending: true };
+    }
+    return;
+  }
+  const lease = ctx.core.lease;
+  if (ctx.core.claim !== null) return;
+  const head = headOf(ctx.core.persisted.history);
+  if (head === null) return;
+  const renewAtMs =
+    lease.grant === null ? ctx.nowMs : lease.grant.validUntilMs - holderLeaseMs(timing) + timing.renewMs;
+  const retryAtMs = lease.pending === null ? ctx.nowMs : lease.pending.sentAtMs + timing.retryMs;
+  if (ctx.nowMs >= renewAtMs && ctx.nowMs >= retryAtMs) {
+    const requested = requestLease(lease, identity(ctx.core, ctx.settings), head, head, false, ctx.nowMs);
+    ctx.core = { ...ctx.core, lease: requested.client };
+    emit(ctx, { type: 'leaseRequest', request: requested.request });
+  }
+  emitAuthority(ctx);
+}
+
+function decide(ctx: Context): void {
+  if (ctx.core.job !== null) return;
+  switch (ctx.core.state) {
+    case 'STOP':
+      dropClaim(ctx);
+      return;
+    case 'WAIT':
+      decideWait(ctx);
+      return;
+    case 'ALONE':
+    case 'PRIM':
+      if (!ctx.core.primary) throw new Error(`${ctx.core.state} without the primary role`);
+      decidePrimary(ctx);
+      return;
+    case 'SECOND':
+      decideSecond(ctx);
+      return;
+    case 'UP':
+      throw new Error('a mirror module is never UP');
+  }
+}
+
+/** Runs jobs, queued commands and decisions until nothing more happens for this event. */
+function settle(ctx: Context): void {
+  keepAuthority(ctx);
+  for (let round = 0; round < settleRoundsMax; round += 1) {
+    advance(ctx);
+    if (ctx.core.job !== null) return;
+    const queued = ctx.core.queued;
+    if (queued !== null) {
+      ctx.core = { ...ctx.core, queued: null };
+      const plan = planCommand(ctx.core, queued.verb, queued.options);
+      if (typeof plan !== 'string') {
+        startJob(ctx, queued.verb, plan);
+        continue;
+      }
+    }
+    decide(ctx);
+    if (ctx.core.job === null) return;
+  }
+  throw new Error(`mirror automaton did not settle within ${settleRoundsMax} rounds`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+function describeRemote(core: MirrorCore): string {
+  const peer = core.peer;
+  if (peer.status === 'up') return `${peer.advert.state} ${peer.advert.readiness}`;
+  return 'UNKNOWN';
+}
+
+function handlePeer(ctx: Context, event: Extract<MirrorEvent, { type: 'peer' }>): void {
+  const view = event.view;
+  if (view.status === 'up') {
+    if (view.advert.node !== ctx.settings.peerNode) throw new Error(`advert of ${view.advert.node}, not of the peer`);
+    if (view.advert.incarnation !== view.incarnation) throw new Error('advert and packet incarnations differ');
+  }
+  const promiseFromMs = view.status === 'up' ? view.promiseFromMs : ctx.core.promiseFromMs;
+  ctx.core = { ...ctx.core, peer: view, promiseFromMs };
+  const remote = describeRemote(ctx.core);
+  if (remote !== ctx.core.remoteLogged) {
+    ctx.core = { ...ctx.core, remoteLogged: remote };
+    logE(ctx, 'E', `Remote state ${remote}`);
+    emit(ctx, { type: 'resource', name: 'state.remote', value: remote.split(' ')[0] ?? 'UNKNOWN' });
+  }
+}
+
+function handleScriptDone(ctx: Context, event: Extract<MirrorEvent, { type: 'scriptDone' }>): MirrorStepResult {
+  const job = ctx.core.job;
+  if (job === null) throw new Error(`script ${event.script} finished with no job running`);
+  const step = job.steps[job.index];
+  const stage = step?.kind === 'script' ? step.stage : 'other';
+  const failed = event.timedOut || event.exitCode !== 0;
+  if (failed) {
+    const why = event.timedOut ? 'timed out and was killed' : `exited with ${event.exitCode ?? 'a signal'}`;
+    logE(ctx, stage === 'start' ? 'C' : event.timedOut ? 'E' : 'I', `Script ${event.script} ${why}`);
+  }
+  ctx.core = { ...ctx.core, job: scriptFinishedInJob(job, event.script) };
+  const result = (): MirrorStepResult => ({ core: ctx.core, actions: ctx.actions, accepted: true, message: '' });
+  if (ctx.core.demotePending) {
+    // Authority ended during the job: already fenced; now the stop scripts.
+    ctx.core = { ...ctx.core, job: null, demotePending: false, queued: null };
+    startJob(ctx, 'demote', ctx.core.primary ? demoteSteps(ctx.core.state) : stopWaitSteps(ctx.core.state));
+    settle(ctx);
+    return result();
+  }
+  const queued = ctx.core.queued;
+  if (queued !== null && (queued.verb === 'stop' || queued.verb === 'forcestop')) {
+    // A queued stop interrupts the running job at the next script boundary.
+    ctx.core = { ...ctx.core, job: null, queued: null };
+    const plan = planCommand(ctx.core, queued.verb, queued.options);
+    if (typeof plan !== 'string') startJob(ctx, queued.verb, plan);
+    settle(ctx);
+    return result();
+  }
+  if (failed && stage === 'start') {
+    // A start script that fails leaves the application in an unknown state: stop everything and
+    // try again; the identity makes repeated failures end in STOP through maxloop.
+    ctx.core = { ...ctx.core, job: null, lastFailure: `${event.script} failed`, queued: null };
+    const retried = handleCommand(ctx, {
+      type: 'command',
+      verb: 'stopstart',
+      identity: event.script,
+      origin: { kind: 'caller', who: event.script },
+      nowMs: event.nowMs,
+    });
+    return { ...retried, accepted: true, message: '' };
+  }
+  settle(ctx);
+  return result();
+}
+
+function handleReintegration(ctx: Context, event: Extract<MirrorEvent, { type: 'reintegration' }>): MirrorStepResult | null {
+  const core = ctx.core;
+  if (core.state !== 'SECOND' || core.replication.role !== 'secondary') {
+    logE(ctx, 'I', `Reintegration ${event.outcome} ignored in state ${core.state}`);
+    return null;
+  }
+  if (event.outcome === 'done') {
+    if (core.job === null) finishReintegration(ctx);
+    else ctx.core = { ...ctx.core, reintegratedEarly: true } as MirrorCore;
+    return null;
+  }
+  emit(ctx, { type: 'resource', name: 'rfs.reintegre_failed', value: 'up' });
+  logE(ctx, 'E', 'Reintegration failed');
+  return handleCommand(ctx, {
+    type: 'command',
+    verb: 'wait',
+    identity: 'reintegre',
+    origin: { kind: 'caller', who: 'reintegre' },
+    nowMs: event.nowMs,
+  });
+}
+
+/** One step of the automaton. `settings` come from the effective configuration. */
+export function stepMirror(core: MirrorCore, event: MirrorEvent, settings: MirrorSettings): MirrorStepResult {
+  const ctx: Context = { core, actions: [], settings, nowMs: event.nowMs };
+  const advertBefore = advertOf(core, settings);
+  const uptodateBefore = isUptodate(core);
+  let result: MirrorStepResult | null = null;
+  switch (event.type) {
+    case 'command':
+      result = handleCommand(ctx, event);
+      break;
+    case 'scriptDone':
+      result = handleScriptDone(ctx, event);
+      break;
+    case 'waitStatus':
+      ctx.core = { ...ctx.core, waitStatus: event.wait };
+      settle(ctx);
+      break;
+    case 'peer':
+      handlePeer(ctx, event);
+      settle(ctx);
+      break;
+    case 'reintegration':
+      result = handleReintegration(ctx, event);
+      if (result === null) settle(ctx);
+      break;
+    case 'rfsUptodate':
+      emit(ctx, { type: 'resource', name: 'rfs.uptodate', value: event.value });
+      if (event.value === 'down' && ctx.core.state === 'SECOND') {
+        // The replication layer lost track of our data: it must be resynchronised.
+        setPersisted(ctx, { reintegrating: true, uptodate: false });
+        result = handleCommand(ctx, {
+          type: 'command',
+          verb: 'wait',
+          identity: 'rfs',
+          origin: { kind: 'rule', rule: 'notuptodate_server' },
+          nowMs: event.nowMs,
+        });
+      } else {
+        settle(ctx);
+      }
+      break;
+    case 'secondaryLost':
+      if (ctx.core.state === 'PRIM' && ctx.core.job === null && ctx.core.primary) {
+        startJob(ctx, 'alone', primToAloneSteps('secondary lost'));
+      }
+      settle(ctx);
+      break;
+    case 'lease': {
+      const timing = settings.arbitrator;
+      if (timing === null) throw new Error('lease reply without an arbitrator configured');
+      const handled = handleLeaseReply(ctx.core.lease, event.reply, identity(ctx.core, settings), timing, event.nowMs);
+      ctx.core = { ...ctx.core, lease: handled.client };
+      if (handled.outcome === 'refused' && ctx.core.lease.refusal !== null) {
+        logE(ctx, 'I', `Arbitrator: ${ctx.core.lease.refusal.message}`);
+      }
+      if (handled.outcome === 'granted' && !ctx.core.primary && ctx.core.claim === null) {
+        // Nobody wants this grant any more (the decision changed while it was in flight).
+        const released = releaseLease(ctx.core.lease, identity(ctx.core, settings), true);
+        ctx.core = { ...ctx.core, lease: released.client };
+        emit(ctx, { type: 'leaseRelease', release: released.release });
+      }
+      settle(ctx);
+      break;
+    }
+    case 'failoverSetting':
+      ctx.core = { ...ctx.core, failover: event.value };
+      emit(ctx, { type: 'resource', name: 'usersetting.failover', value: event.value });
+      settle(ctx);
+      break;
+    case 'tick':
+      settle(ctx);
+      break;
+  }
+  if (ctx.core.state === 'SECOND' && ctx.core.job === null && (ctx.core as { reintegratedEarly?: boolean }).reintegratedEarly) {
+    ctx.core = { ...ctx.core, reintegratedEarly: false } as MirrorCore;
+    finishReintegration(ctx);
+    settle(ctx);
+  }
+  emitAuthority(ctx);
+  const out = result ?? { core: ctx.core, actions: ctx.actions, accepted: true, message: '' };
+  const finalCore = ctx.core;
+  assertInvariants(finalCore, settings);
+  const extra: MirrorAction[] = [];
+  if (isUptodate(finalCore) !== uptodateBefore) {
+    extra.push({ type: 'resource', name: 'rfs.uptodate', value: isUptodate(finalCore) ? 'up' : 'down' });
+  }
+  if (!sameAdvert(advertBefore, advertOf(finalCore, settings))) extra.push({ type: 'sendState' });
+  return { ...out, core: finalCore, actions: extra.length === 0 ? ctx.actions : [...ctx.actions, ...extra] };
+}
+
+function sameAdvert(a: MirrorAdvert, b: MirrorAdvert): boolean {
+  return (
+    a.state === b.state &&
+    a.readiness === b.readiness &&
+    a.primary === b.primary &&
+    a.uptodate === b.uptodate &&
+    a.lastPrim === b.lastPrim &&
+    a.reintegrating === b.reintegrating &&
+    a.history === b.history &&
+    a.intent === b.intent &&
+    a.electing === b.electing &&
+    a.secondaryOf === b.secondaryOf &&
+    a.confirmedSecondary === b.confirmedSecondary &&
+    a.handover === b.handover &&
+    a.swapRequest === b.swapRequest &&
+    a.fullsyncPeer === b.fullsyncPeer
+  );
+}
+
+/** Impossible combinations: a bug, crash loudly. */
+export function assertInvariants(core: MirrorCore, settings: MirrorSettings): void {
+  if (core.vip && !core.primary) throw new Error('VIP set on a node that is not primary');
+  if (core.replication.role === 'primary' && !core.primary) throw new Error('writes open on a non-primary');
+  if (core.replication.role === 'secondary' && core.primary) throw new Error('primary replicating as secondary');
+  if ((core.state === 'ALONE' || core.state === 'PRIM') && core.job === null && !core.primary) {
+    throw new Error(`${core.state} at rest without the primary role`);
+  }
+  if (core.state === 'STOP' && (core.primary || core.vip || core.replication.role !== 'none')) {
+    throw new Error('STOP with primary role, VIP or replication');
+  }
+  if (core.state === 'UP') throw new Error('a mirror module is never UP');
+  if (core.primary && settings.arbitrator === null && core.lease.grant !== null) {
+    throw new Error('lease without an arbitrator');
+  }
+  if (core.confirmedSecondary !== null && !core.primary) throw new Error('confirmed secondary on a non-primary');
+  assertPersisted(core.persisted);
+  if (core.queued !== null && core.job === null) throw new Error('a command queued with no job running');
+  void sameGeneration;
+}
+
+export { leaseValid };
