@@ -19,6 +19,7 @@ export const labSystemPackages: readonly SystemPackage[] = [
   { name: 'util-linux', why: 'unshare, nsenter, losetup for lab nodes' },
   { name: 'e2fsprogs', why: 'per-node lab disks (mkfs.ext4)' },
   { name: 'procps', why: 'pgrep and pkill for lab process faults' },
+  { name: 'openssl', why: 'node certificates for the agent API' },
 ];
 
 export const allSystemPackages: readonly SystemPackage[] = [

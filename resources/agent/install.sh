@@ -92,7 +92,7 @@ for spec in cat:coreutils chmod:coreutils cp:coreutils cut:coreutils date:coreut
   df:coreutils du:coreutils env:coreutils find:findutils flock:util-linux grep:grep id:coreutils \
   ln:coreutils mkdir:coreutils mv:coreutils readlink:coreutils rm:coreutils sed:sed \
   sha256sum:coreutils sleep:coreutils sort:coreutils tail:coreutils tr:coreutils uname:coreutils \
-  wc:coreutils "$manager_command"; do
+  wc:coreutils openssl:openssl "$manager_command"; do
   name=${spec%%:*}
   if ! command -v "$name" >/dev/null 2>&1; then
     missing="$missing
