@@ -17,14 +17,26 @@ export type CheckerSpec =
   | { kind: 'ping'; ident: string; when: ActivityClass; host: string; intervalMs: number; timeoutMs: number }
   | { kind: 'intf'; ident: string; when: ActivityClass; localAddress: string; intervalMs: number }
   /** Another module of this node: up while it is in a Ready state. */
-  | { kind: 'module'; ident: string; when: ActivityClass; module: string; intervalMs: number };
+  | {
+      kind: 'module';
+      ident: string;
+      when: ActivityClass;
+      module: string;
+      intervalMs: number;
+      /** Absent: this node. */
+      remote?: { host: string; port: number; timeoutMs: number };
+    };
 
 export interface CheckerSchedulerOptions {
   setResource(resource: string, value: 'init' | 'up' | 'down', detail: string): void;
   probe?: (spec: CheckerSpec) => Promise<ProbeResult>;
-  /** The state of another local module, for `module` checkers. */
-  moduleReady?: (module: string) => ProbeResult;
+  /** The state of another module (local or remote), for `module` checkers. */
+  moduleReady?: (spec: ModuleCheckerSpec) => Promise<ProbeResult>;
+  /** A module checker saw the watched module become Ready again (it restarted or failed over). */
+  onModuleRestarted?: (spec: ModuleCheckerSpec, detail: string) => void;
 }
+
+export type ModuleCheckerSpec = Extract<CheckerSpec, { kind: 'module' }>;
 
 export function resourceOf(spec: CheckerSpec): string {
   return `${spec.kind}.${spec.ident}`;
@@ -32,7 +44,7 @@ export function resourceOf(spec: CheckerSpec): string {
 
 export function runProbe(
   spec: CheckerSpec,
-  moduleReady?: (module: string) => ProbeResult,
+  moduleReady?: (spec: ModuleCheckerSpec) => Promise<ProbeResult>,
 ): Promise<ProbeResult> {
   switch (spec.kind) {
     case 'tcp':
@@ -42,14 +54,16 @@ export function runProbe(
     case 'intf':
       return Promise.resolve(interfaceProbe(spec.localAddress));
     case 'module':
-      return Promise.resolve(
-        moduleReady ? moduleReady(spec.module) : { up: false, detail: 'no module state available' },
-      );
+      return moduleReady
+        ? moduleReady(spec)
+        : Promise.resolve({ up: false, detail: 'no module state available' });
   }
 }
 
 interface Running {
   timer: NodeJS.Timeout | null;
+  /** Module checkers: the watched module's ready generation at the last probe. */
+  lastGeneration?: number;
 }
 
 export class CheckerScheduler {
@@ -115,6 +129,12 @@ export class CheckerScheduler {
     // A verdict from a checker that was stopped (or stopped and restarted) meanwhile is dropped.
     if (this.running.get(resourceOf(spec)) !== entry) return;
     this.options.setResource(resourceOf(spec), result.up ? 'up' : 'down', result.detail);
+    if (spec.kind === 'module' && result.readyGeneration !== undefined) {
+      const previous = entry.lastGeneration;
+      entry.lastGeneration = result.readyGeneration;
+      if (previous !== undefined && result.readyGeneration > previous)
+        this.options.onModuleRestarted?.(spec, result.detail);
+    }
     this.schedule(spec, entry, spec.intervalMs);
   }
 }

@@ -8,6 +8,8 @@ import { networkInterfaces } from 'node:os';
 export interface ProbeResult {
   up: boolean;
   detail: string;
+  /** Module checkers: how many times the watched module has become Ready (restarts, failovers). */
+  readyGeneration?: number;
 }
 
 export function tcpProbe(host: string, port: number, timeoutMs: number): Promise<ProbeResult> {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { readJsonFile, writeJsonDurably } from './durable-file.ts';
 import type { ModuleRuntimeConfig } from './module-runtime-config.ts';
 import { type ModuleEvent, ModuleSupervisor } from './module-supervisor.ts';
+import { isReadyState, remoteModuleReady } from './remote-module.ts';
 import type { NodePaths } from './paths.ts';
 
 export const modulesMax = 32;
@@ -125,11 +126,15 @@ export class ModuleRegistry {
     if (id === undefined)
       throw new Error(`module ${module} has no id; install it with: hakit module install -m ${module}`);
     const supervisor = new ModuleSupervisor(this.loadConfig(module, id), this.paths, Date.now, this.onEvent);
-    supervisor.moduleReady = (watched) => {
-      const status = this.supervisors.get(watched)?.status();
-      if (!status) return { up: false, detail: `module ${watched} is not configured on this node` };
-      const ready = status.readiness === 'Ready' && status.state !== 'STOP' && status.state !== 'WAIT';
-      return { up: ready, detail: `module ${watched} is ${status.state} (${status.readiness})` };
+    supervisor.moduleReady = async (spec) => {
+      if (spec.remote) return remoteModuleReady(this.paths, spec.module, spec.remote);
+      const status = this.supervisors.get(spec.module)?.status();
+      if (!status) return { up: false, detail: `module ${spec.module} is not configured on this node` };
+      return {
+        up: isReadyState(status.state, status.readiness),
+        detail: `module ${spec.module} is ${status.state} (${status.readiness})`,
+        readyGeneration: status.readyGeneration,
+      };
     };
     this.supervisors.set(module, supervisor);
     try {

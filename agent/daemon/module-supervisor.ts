@@ -5,7 +5,8 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CustomCheckerSpec, CustomCheckers } from '../checkers/custom-checkers.ts';
-import { CheckerScheduler } from '../checkers/checker-scheduler.ts';
+import { CheckerScheduler, type ModuleCheckerSpec } from '../checkers/checker-scheduler.ts';
+import type { ProbeResult } from '../checkers/probes.ts';
 import { ErrdMonitor, type ErrdReport, pidPollMsDefault } from '../checkers/errd-monitor.ts';
 import {
   type FarmCore,
@@ -59,6 +60,7 @@ export interface ModuleStatus {
   readiness: Readiness;
   /** A transition is being carried out. */
   busy: boolean;
+  readyGeneration: number;
   detail: string[];
   resources: ResourceTable;
   settings: UserSettings;
@@ -139,7 +141,21 @@ export class ModuleSupervisor {
         })
       : null;
     this.checkers = new CheckerScheduler(config.checkers, {
-      moduleReady: (module) => this.moduleReady(module),
+      moduleReady: (spec) => this.moduleReady(spec),
+      onModuleRestarted: (spec, detail) =>
+        this.enqueue(async () => {
+          // The reference: a module checker also stopstarts this module when the watched one
+          // restarts or fails over, so a dependent application reconnects to it.
+          if (this.core.state !== 'UP' || this.core.job !== null) return;
+          this.write('E', 'modulecheck', `Module ${spec.module} restarted (${detail})`);
+          this.apply({
+            type: 'command',
+            verb: 'stopstart',
+            identity: 'modulecheck',
+            origin: { kind: 'caller', who: 'modulecheck' },
+            nowMs: this.nowMs(),
+          });
+        }),
       // Synchronous on purpose: a checker switched on must read `init` before the next rule evaluation.
       setResource: (resource, value, detail) => this.setResourceValue(resource, value, 'checker', detail),
     });
@@ -152,11 +168,12 @@ export class ModuleSupervisor {
     });
   }
 
-  /** Set by the registry: how `module` checkers see the node's other modules. */
-  moduleReady: (module: string) => { up: boolean; detail: string } = (module) => ({
-    up: false,
-    detail: `module ${module} is not known here`,
-  });
+  /** Set by the registry: how `module` checkers see other modules, here or on other nodes. */
+  moduleReady: (spec: ModuleCheckerSpec) => Promise<ProbeResult> = (spec) =>
+    Promise.resolve({ up: false, detail: `module ${spec.module} is not known here` });
+
+  /** How many times this module has become Ready; module checkers of others watch it. */
+  private readyGeneration = 0;
 
   get name(): string {
     return this.config.name;
@@ -309,6 +326,7 @@ export class ModuleSupervisor {
         this.write(action.level, action.component, action.message);
         break;
       case 'state':
+        if (action.readiness === 'Ready') this.readyGeneration += 1;
         this.resources = setResource(
           this.resources,
           'state.local',
@@ -549,6 +567,7 @@ export class ModuleSupervisor {
       state: this.core.state,
       readiness: this.core.readiness,
       busy: this.core.job !== null,
+      readyGeneration: this.readyGeneration,
       detail,
       resources: {
         ...this.resources,

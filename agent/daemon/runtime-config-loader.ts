@@ -89,11 +89,22 @@ function checkerSpecs(checkers: readonly Checker[]): {
         break;
       case 'module': {
         // No <to>: the module on this node, checked every 10 s (the reference's defaults).
-        const target = checker.targets[0] ?? { addr: undefined, intervalSec: 10 };
+        const target = checker.targets[0] ?? { addr: undefined, intervalSec: 10, timeoutSec: 5, port: 9453 };
         if (target.addr !== undefined) {
-          throw new ModuleConfigError(
-            `module checker ${checker.ident}: watching a module on another node (${target.addr}) is not supported yet; watch a local module`,
-          );
+          // Another node: through its API over HTTPS (its pinned certificate, the node key).
+          periodic.push({
+            kind: 'module',
+            ident: checker.ident,
+            when: 'pre',
+            module: checker.module,
+            intervalMs: target.intervalSec * 1000,
+            remote: {
+              host: target.addr,
+              port: target.port === 9010 ? 9453 : target.port,
+              timeoutMs: target.timeoutSec * 1000,
+            },
+          });
+          break;
         }
         periodic.push({
           kind: 'module',

@@ -220,22 +220,51 @@ describe('light module on a real hakitd', { timeout: 120_000 }, () => {
     const dependent = `<!DOCTYPE safe>
 <safe>
 <service mode="light">
-  <check><module name="demo"/></check>
+  <check><module name="demo"><to interval="1"/></module></check>
   <failover period="100ms" handle_time="200ms"/>
 </service>
 </safe>
 `;
     const dir = sandbox.writeModule('dependent', dependent, {});
     assert.equal(sandbox.cli(['module', 'install', dir]).code, 0);
-    assert.equal(sandbox.cli(['config', '-m', 'dependent']).code, 0, sandbox.cli(['config', '-m', 'dependent']).stderr);
+    assert.equal(
+      sandbox.cli(['config', '-m', 'dependent']).code,
+      0,
+      sandbox.cli(['config', '-m', 'dependent']).stderr,
+    );
     assert.equal(sandbox.cli(['start', '-m', 'dependent']).code, 0);
     const dependentState = () => sandbox.cli(['state', '-m', 'dependent']).stdout.trim();
     // The first module checker probe runs at once: demo is stopped, so module_failure blocks.
-    await eventually(() => dependentState().startsWith('dependent: WAIT (NotReady) module_failure'), 15_000, 'WAIT NotReady');
+    await eventually(
+      () => dependentState().startsWith('dependent: WAIT (NotReady) module_failure'),
+      15_000,
+      'WAIT NotReady',
+    );
     assert.equal(sandbox.cli(['start', '-m', 'demo']).code, 0);
     assert.equal(sandbox.cli(['waitstart', '-m', 'demo', '-t', '30']).code, 0);
-    await eventually(() => dependentState() === 'dependent: UP (Ready)', 30_000, 'dependent UP once demo is Ready');
-    assert.match(sandbox.cli(['log', '-m', 'dependent']).stdout, /Action wakeup from failover rule Implicit_wakeup/);
+    await eventually(
+      () => dependentState() === 'dependent: UP (Ready)',
+      30_000,
+      'dependent UP once demo is Ready',
+    );
+    assert.match(
+      sandbox.cli(['log', '-m', 'dependent']).stdout,
+      /Action wakeup from failover rule Implicit_wakeup/,
+    );
+    // The watched module restarts: the dependent one is stopped and started again.
+    assert.equal(sandbox.cli(['restart', '-m', 'demo']).code, 0);
+    await eventually(
+      () => /Action stopstart called by modulecheck/.test(sandbox.cli(['log', '-m', 'dependent']).stdout),
+      15_000,
+      'the dependent module stopstarted by modulecheck',
+    );
+    await eventually(() => dependentState() === 'dependent: UP (Ready)', 30_000, 'dependent UP again').catch(
+      (error: Error) => {
+        throw new Error(
+          `${error.message}\n${dependentState()}\n${sandbox.cli(['log', '-m', 'dependent', '-A', '-s', '60']).stdout}`,
+        );
+      },
+    );
     sandbox.cli(['stop', '-m', 'dependent']);
   });
 
