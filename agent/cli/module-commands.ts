@@ -17,6 +17,10 @@ export const daemonVerbs: readonly string[] = [
   'restart',
   'stopstart',
   'forcestop',
+  'prim',
+  'second',
+  'swap',
+  'primforce',
   'shutdown',
   'waitstart',
   'waitstop',
@@ -48,6 +52,7 @@ export const exitDaemonDown = 10;
 
 export const moduleCommandsUsage = `Module commands (the daemon must run; -m is optional inside module scripts):
   start|stop|restart|stopstart|forcestop -m AM [-i IDENTITY]
+  prim [fullsync]|second [fullsync]|swap [nosync]|primforce -m AM   (mirror modules)
   shutdown                                  stop every module
   waitstart|waitstop -m AM [-t SECONDS]     wait until started / stopped
   waitstate -m AM STOP|WAIT|ALONE|UP|PRIM|SECOND [-t SECONDS]

@@ -1,6 +1,6 @@
 // The daemon's side of every `hakit` command that acts on modules. The CLI sends verbs over the
 // control socket; the HTTP API will call the same function, so the two stay one to one.
-import type { FarmVerb, Origin } from '../core/farm-automaton.ts';
+import type { Origin } from '../core/farm-automaton.ts';
 import { validateResourceAssignment } from '../core/resources.ts';
 import { formatState, type ModuleStateName, moduleStateNames, stateExitCode } from '../core/states.ts';
 import { hakitVersion } from '../version.ts';
@@ -107,7 +107,19 @@ function waitFor(
   });
 }
 
-const controlVerbs: ReadonlySet<string> = new Set(['start', 'stop', 'restart', 'stopstart', 'forcestop']);
+const controlVerbs: ReadonlySet<string> = new Set([
+  'start',
+  'stop',
+  'restart',
+  'stopstart',
+  'forcestop',
+  'prim',
+  'second',
+  'swap',
+  'primforce',
+]);
+/** `prim fullsync`, `second fullsync`, `swap nosync` (reference 7.3). */
+const commandOptionWords: ReadonlySet<string> = new Set(['fullsync', 'nosync']);
 
 export class CommandHandler {
   private readonly admin: ModuleAdmin;
@@ -156,7 +168,16 @@ export class CommandHandler {
     const { verb, args } = request;
     if (controlVerbs.has(verb)) {
       const supervisor = this.module(request);
-      const outcome = await supervisor.command(verb as FarmVerb, this.origin(request), request.identity);
+      const unknown = request.args.filter((arg) => !commandOptionWords.has(arg));
+      if (unknown.length > 0)
+        throw new UsageError(`unexpected ${unknown.join(' ')} (only fullsync or nosync)`);
+      const commandOptions = Object.fromEntries(request.args.map((arg) => [arg, true]));
+      const outcome = await supervisor.command(
+        verb,
+        this.origin(request),
+        request.identity,
+        request.args.length > 0 ? commandOptions : undefined,
+      );
       return outcome.accepted
         ? ok(`${supervisor.name}: ${outcome.message}`)
         : fail(`${supervisor.name}: ${outcome.message}`);

@@ -8,14 +8,9 @@ import { type CustomCheckerSpec, CustomCheckers } from '../checkers/custom-check
 import { CheckerScheduler, type ModuleCheckerSpec } from '../checkers/checker-scheduler.ts';
 import type { ProbeResult } from '../checkers/probes.ts';
 import { ErrdMonitor, type ErrdReport, pidPollMsDefault } from '../checkers/errd-monitor.ts';
-import {
-  type FarmCore,
-  type FarmEvent,
-  type FarmVerb,
-  initialFarmCore,
-  type Origin,
-  stepFarm,
-} from '../core/farm-automaton.ts';
+import type { Origin } from '../core/farm-automaton.ts';
+import type { MaxloopState } from '../core/maxloop.ts';
+import { type AutomatonDriver, type DriverEvent, FarmDriver } from './automaton-driver.ts';
 import type { ActivityClass, CoreAction, LogLevel } from '../core/job.ts';
 import { countAction, maxloopReached, resetMaxloop } from '../core/maxloop.ts';
 import { type ResourceTable, setResource } from '../core/resources.ts';
@@ -36,7 +31,7 @@ export interface UserSettings {
 
 interface PersistedModule {
   version: 1;
-  core: Pick<FarmCore, 'state' | 'readiness' | 'maxloop' | 'lastFailure'>;
+  core: { state: ModuleStateName; readiness: Readiness; maxloop: MaxloopState; lastFailure: string | null };
   settings: UserSettings;
   customClassesEnabled: string[];
   bootId: string;
@@ -101,7 +96,7 @@ export function readBootId(): string {
 }
 
 export class ModuleSupervisor {
-  private core: FarmCore;
+  private readonly driver: AutomatonDriver;
   private resources: ResourceTable = {};
   private ruleState: RuleEngineState = initialRuleEngine();
   private settings: UserSettings = { errd: 'on', checker: 'on', boot: 'off', failover: 'on' };
@@ -130,7 +125,14 @@ export class ModuleSupervisor {
     this.moduleVarDir = join(paths.moduleStateDir, config.name);
     this.stateFile = join(this.moduleVarDir, 'state.json');
     this.log = new ModuleLog(join(this.moduleVarDir, 'log', 'module.log'));
-    this.core = initialFarmCore(nowMs());
+    this.driver = new FarmDriver(
+      {
+        maxloop: config.maxloop,
+        loopIntervalMs: config.loopIntervalMs,
+        scriptsEnabled: config.user !== null,
+      },
+      nowMs(),
+    );
     this.errd = config.errd
       ? new ErrdMonitor(config.errd.watches, {
           pollTimerMs: config.errd.pollTimerMs,
@@ -146,7 +148,8 @@ export class ModuleSupervisor {
         this.enqueue(async () => {
           // The reference: a module checker also stopstarts this module when the watched one
           // restarts or fails over, so a dependent application reconnects to it.
-          if (this.core.state !== 'UP' || this.core.job !== null) return;
+          const view = this.driver.view();
+          if (view.state !== 'UP' || view.jobVerb !== null) return;
           this.write('E', 'modulecheck', `Module ${spec.module} restarted (${detail})`);
           this.apply({
             type: 'command',
@@ -226,7 +229,7 @@ export class ModuleSupervisor {
       const persisted = loaded.value;
       this.settings = persisted.settings;
       this.customClassesEnabled = persisted.customClassesEnabled;
-      this.core = { ...this.core, maxloop: persisted.core.maxloop, lastFailure: persisted.core.lastFailure };
+      this.driver.restore({ maxloop: persisted.core.maxloop, lastFailure: persisted.core.lastFailure });
       newBoot = persisted.bootId !== bootId;
       if (persisted.core.state !== 'STOP' && !newBoot) wasRunning = persisted.core.state;
     }
@@ -251,7 +254,7 @@ export class ModuleSupervisor {
         'heart',
         `hakitd restarted while the module was ${wasRunning}: stopping it with force, then starting again`,
       );
-      this.core = { ...this.core, state: 'WAIT', readiness: 'Transient' };
+      this.driver.assumeRunning();
       await this.command('stopstart', { kind: 'caller', who: 'hakitd recovery' });
     } else if (newBoot && this.startsAtBoot(loaded)) {
       const delayMs = this.config.bootDelayMs;
@@ -270,13 +273,14 @@ export class ModuleSupervisor {
   }
 
   private persist(): void {
+    const view = this.driver.view();
     const persisted: PersistedModule = {
       version: 1,
       core: {
-        state: this.core.state,
-        readiness: this.core.readiness,
-        maxloop: this.core.maxloop,
-        lastFailure: this.core.lastFailure,
+        state: view.state,
+        readiness: view.readiness,
+        maxloop: view.maxloop,
+        lastFailure: view.lastFailure,
       },
       settings: this.settings,
       customClassesEnabled: this.customClassesEnabled,
@@ -309,13 +313,8 @@ export class ModuleSupervisor {
     return next;
   }
 
-  private apply(event: FarmEvent): CommandOutcome {
-    const result = stepFarm(this.core, event, {
-      maxloop: this.config.maxloop,
-      loopIntervalMs: this.config.loopIntervalMs,
-      scriptsEnabled: this.config.user !== null,
-    });
-    this.core = result.core;
+  private apply(event: DriverEvent): CommandOutcome {
+    const result = this.driver.step(event);
     for (const action of result.actions) this.carryOut(action);
     return { accepted: result.accepted, message: result.message };
   }
@@ -411,7 +410,7 @@ export class ModuleSupervisor {
     );
     this.notify();
     // A module held in WAIT goes on as soon as its wait rules clear, not a whole period later.
-    if (this.core.job !== null && this.core.state === 'WAIT') {
+    if (this.driver.view().jobVerb !== null && this.driver.view().state === 'WAIT') {
       void this.enqueue(async () => this.evaluateRulesNow(false));
     }
   }
@@ -470,10 +469,11 @@ export class ModuleSupervisor {
     this.ruleState = evaluation.state;
     this.apply({ type: 'waitStatus', wait: evaluation.wait, nowMs: this.nowMs() });
     const fire = evaluation.fire;
-    if (!allowFire || fire === null || this.core.job !== null) return;
+    const view = this.driver.view();
+    if (!allowFire || fire === null || view.jobVerb !== null) return;
     if (fire.action === 'swap' || fire.action === 'noaction') return;
-    if (fire.action === 'wait' && this.core.state !== 'UP') return;
-    if (this.core.state === 'STOP') return;
+    if (fire.action === 'wait' && view.state !== 'UP') return;
+    if (view.state === 'STOP') return;
     this.apply({
       type: 'command',
       verb: fire.action,
@@ -484,10 +484,16 @@ export class ModuleSupervisor {
   }
 
   /** An admin or script command. `identity` (-i) makes it count toward maxloop. */
-  command(verb: FarmVerb, origin: Origin, identity?: string): Promise<CommandOutcome> {
+  command(
+    verb: string,
+    origin: Origin,
+    identity?: string,
+    options?: Record<string, boolean>,
+  ): Promise<CommandOutcome> {
     return new Promise((resolve) => {
       void this.enqueue(async () => {
-        const event: FarmEvent = { type: 'command', verb, origin, nowMs: this.nowMs() };
+        const event: DriverEvent = { type: 'command', verb, origin, nowMs: this.nowMs() };
+        if (options !== undefined) event.options = options;
         if (identity !== undefined) event.identity = identity;
         const outcome = this.apply(event);
         if (outcome.accepted && verb === 'start') {
@@ -536,8 +542,8 @@ export class ModuleSupervisor {
   async incloop(identity: string): Promise<boolean> {
     let exceeded = false;
     await this.enqueue(async () => {
-      const counted = countAction(this.core.maxloop, this.config, this.nowMs());
-      this.core = { ...this.core, maxloop: counted.state };
+      const counted = countAction(this.driver.view().maxloop, this.config, this.nowMs());
+      this.driver.setMaxloop(counted.state);
       exceeded = counted.exceeded;
       this.write('I', 'heart', `maxloop counter incremented by ${identity}: ${counted.count}`);
       this.persist();
@@ -547,34 +553,36 @@ export class ModuleSupervisor {
 
   async resetloop(): Promise<void> {
     await this.enqueue(async () => {
-      this.core = { ...this.core, maxloop: resetMaxloop(this.nowMs()) };
+      this.driver.setMaxloop(resetMaxloop(this.nowMs()));
       this.persist();
     });
   }
 
   checkloop(): boolean {
-    return maxloopReached(this.core.maxloop, this.config, this.nowMs());
+    return maxloopReached(this.driver.view().maxloop, this.config, this.nowMs());
   }
 
   status(): ModuleStatus {
     const detail: string[] = [];
-    if (this.core.blockingRule) detail.push(this.core.blockingRule);
-    if (this.core.lastFailure) detail.push(this.core.lastFailure);
-    if (this.core.job) detail.push(`${this.core.job.verb} in progress`);
+    const view = this.driver.view();
+    if (view.blockingRule) detail.push(view.blockingRule);
+    detail.push(...view.detail);
+    if (view.lastFailure) detail.push(view.lastFailure);
+    if (view.jobVerb) detail.push(`${view.jobVerb} in progress`);
     return {
       module: this.config.name,
       mode: this.config.mode,
-      state: this.core.state,
-      readiness: this.core.readiness,
-      busy: this.core.job !== null,
+      state: view.state,
+      readiness: view.readiness,
+      busy: view.jobVerb !== null,
       readyGeneration: this.readyGeneration,
       detail,
       resources: {
         ...this.resources,
         'heart.stopstartloop': {
-          value: String(Math.floor(this.core.maxloop.initialisedAtMs / 1000)),
+          value: String(Math.floor(view.maxloop.initialisedAtMs / 1000)),
           setBy: 'heart',
-          atMs: this.core.maxloop.initialisedAtMs,
+          atMs: view.maxloop.initialisedAtMs,
           history: [],
         },
       },
@@ -587,7 +595,8 @@ export class ModuleSupervisor {
   }
 
   describe(): string {
-    return `${this.config.name}: ${formatState(this.core.state, this.core.readiness)}`;
+    const view = this.driver.view();
+    return `${this.config.name}: ${formatState(view.state, view.readiness)}`;
   }
 
   onChange(listener: Listener): () => void {
