@@ -15,6 +15,8 @@ const stampFile = join(distDir, '.build-stamp');
 const nodeBundles = [
   ['agent/cli/main.ts', 'agent/hakit.cjs', true],
   ['agent/daemon/main.ts', 'agent/hakitd.cjs', true],
+  // The replication data path runs in its own child process, one per mirror module.
+  ['agent/replication/child.ts', 'agent/replication-child.cjs', false],
   ['main/start.ts', 'main/start.cjs', false],
   ['test/lab/cli.ts', 'lab/hakit-lab.cjs', true],
   ['test/run.ts', 'test/run.cjs', false],

@@ -1,0 +1,383 @@
+// One module's replication data path, as the replication child process runs it: start as primary
+// (FUSE over each replicated dir, stream to the peer, journal while ALONE, reintegration), start
+// as secondary (read-only dirs, apply the stream), stop, status with the `rfs.*` resources,
+// verify, full sync. Events go to `onEvent`; nothing here blocks on the network under a lock
+// for longer than the configured timeouts.
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import { loadClusterKey } from '../heartbeat/cluster-key.ts';
+import { replicationKeyOf } from './auth.ts';
+import type { ExclusionRule } from './filter.ts';
+import { makePathFilter } from './filter.ts';
+import type { FuseAddon } from './fuse/addon.ts';
+import { loadFuseAddon } from './fuse/addon.ts';
+import { FuseMount } from './fuse/fuse-mount.ts';
+import { Interceptor } from './interceptor.ts';
+import { ActivityLog, JournalFile, StateFile } from './journal-file.ts';
+import { bindPrivate, mountReadOnly, privateDirOf, unmountReporting } from './mounts.ts';
+import { Replicator } from './replicator.ts';
+import type { Difference, SyncReport, SyncSource } from './resync.ts';
+import { fullSync, incrementalSync, verifyTrees } from './resync.ts';
+import { SecondaryServer } from './secondary.ts';
+import { joinRoot } from './tree.ts';
+
+export interface ReplicatedDirConfig {
+  readonly dir: string;
+  readonly exclusions: readonly ExclusionRule[];
+}
+
+export interface DataPathConfig {
+  readonly moduleName: string;
+  readonly nodeName: string;
+  /** `$SAFEVAR/modules/AM/replication`: journal, state, private mounts. */
+  readonly stateDir: string;
+  readonly clusterKeyFile: string;
+  readonly dirs: readonly ReplicatedDirConfig[];
+  /** `replicationPortOf(id)`. */
+  readonly port: number;
+  readonly asyncMode: 'second' | 'none';
+  readonly acl: boolean;
+  readonly locktimeoutMs: number;
+  readonly sendtimeoutMs: number;
+  readonly reiallowedbwBytesPerSec: number;
+  /** Skip FUSE and bind mounts (tests of the stream on plain directories). */
+  readonly noMounts?: boolean;
+}
+
+export interface PrimaryStart {
+  readonly peerHost: string;
+  /** Force a full sync at the next (re)connection (`primforce`, `second fullsync`). */
+  readonly fullSync: boolean;
+}
+
+export interface SecondaryStart {
+  readonly listenHost: string;
+}
+
+export type DataPathEvent =
+  | { readonly event: 'state'; readonly state: string }
+  | { readonly event: 'peer-lost'; readonly reason: string }
+  | { readonly event: 'secondary-up-to-date'; readonly report: SyncReport | undefined }
+  | { readonly event: 'resync-progress'; readonly doneBytes: number; readonly totalBytes: number }
+  | { readonly event: 'sync-begin'; readonly full: boolean }
+  | { readonly event: 'up-to-date' }
+  | { readonly event: 'apply-failed'; readonly message: string }
+  | { readonly event: 'warning'; readonly message: string };
+
+/** The `rfs.*` resources and counters the daemon and console show. */
+export interface DataPathStatus {
+  readonly role: 'stopped' | 'primary' | 'secondary';
+  readonly binding: string;
+  readonly link: string;
+  /** rfs.uptodate: primary: own data good; secondary: synced and not mid-reintegration. */
+  readonly uptodate: boolean;
+  /** The peer is behind (the primary is ALONE with a journal). */
+  readonly journalActive: boolean;
+  readonly journalPaths: number;
+  readonly syncInProgress: boolean;
+  readonly lastSyncMs: number;
+  readonly lastDropReason: string;
+  readonly counters: Record<string, number | string>;
+}
+
+export class DataPath extends EventEmitter {
+  private role: 'stopped' | 'primary' | 'secondary' = 'stopped';
+  private addon: FuseAddon | undefined;
+  private bindingReason = '';
+  private state: StateFile | undefined;
+  private journal: JournalFile | undefined;
+  private activity: ActivityLog | undefined;
+  private replicator: Replicator | undefined;
+  private secondary: SecondaryServer | undefined;
+  private mounts: FuseMount[] = [];
+  private roMounted: string[] = [];
+  private privateDirs: string[] = [];
+  private lastReport: SyncReport | undefined;
+  private forceFull = false;
+
+  constructor(private readonly config: DataPathConfig) {
+    super();
+    const load = loadFuseAddon();
+    if (load.ok) this.addon = load.addon;
+    else this.bindingReason = load.reason;
+  }
+
+  private emitEvent(event: DataPathEvent): void {
+    this.emit('event', event);
+  }
+
+  private source(): SyncSource {
+    return {
+      dirs: this.privateDirs,
+      filters: this.config.dirs.map((dir) => makePathFilter(dir.exclusions)),
+      bandwidthBytesPerSec: this.config.reiallowedbwBytesPerSec,
+      blockBytesMin: 1024 * 1024,
+    };
+  }
+
+  private async openState(): Promise<void> {
+    this.state = await StateFile.open(this.config.stateDir);
+    this.journal = await JournalFile.open(this.config.stateDir);
+    this.activity = await ActivityLog.open(this.config.stateDir);
+  }
+
+  private async prepareRealDirs(): Promise<void> {
+    this.privateDirs = [];
+    for (let index = 0; index < this.config.dirs.length; index += 1) {
+      const dir = (this.config.dirs[index] as ReplicatedDirConfig).dir;
+      if (this.config.noMounts === true) {
+        this.privateDirs.push(dir);
+        continue;
+      }
+      const privateDir = privateDirOf(this.config.stateDir, index);
+      await bindPrivate(dir, privateDir);
+      this.privateDirs.push(privateDir);
+    }
+  }
+
+  async startPrimary(start: PrimaryStart): Promise<void> {
+    if (this.role !== 'stopped')
+      throw new Error(`replication of ${this.config.moduleName} already started as ${this.role}`);
+    if (this.addon === undefined && this.config.noMounts !== true) throw new Error(this.bindingReason);
+    await this.openState();
+    const state = this.state as StateFile;
+    const journal = this.journal as JournalFile;
+    const activity = this.activity as ActivityLog;
+    this.forceFull = start.fullSync || !state.journalTrusted;
+    if (!state.journalTrusted)
+      this.emitEvent({
+        event: 'warning',
+        message:
+          'the previous run crashed with the machine: the journal is not trusted, the next reintegration is a full comparison',
+      });
+    await this.prepareRealDirs();
+    const key = replicationKeyOf(loadClusterKey(this.config.clusterKeyFile));
+    const replicator = new Replicator({
+      moduleName: this.config.moduleName,
+      nodeName: this.config.nodeName,
+      peerHost: start.peerHost,
+      peerPort: this.config.port,
+      replicationKey: key,
+      window: { framesMax: 4096, bytesMax: 64 * 1024 * 1024 },
+      locktimeoutMs: this.config.locktimeoutMs,
+      sendtimeoutMs: this.config.sendtimeoutMs,
+      connectTimeoutMs: 5000,
+      reconnectIntervalMs: 1000,
+      journal,
+      activity,
+      state,
+      reintegrate: async (replicatorNow, peer) => {
+        const source = this.source();
+        const plan = journal.journal.plan();
+        const full = this.forceFull || peer.lastSyncMs === 0 || plan.overflowed;
+        this.lastReport = full
+          ? await fullSync(replicatorNow, source)
+          : await incrementalSync(replicatorNow, source, plan, peer);
+        this.forceFull = false;
+      },
+    });
+    this.replicator = replicator;
+    replicator.on('state', (linkState: string) => this.emitEvent({ event: 'state', state: linkState }));
+    replicator.on('peer-lost', (reason: string) => this.emitEvent({ event: 'peer-lost', reason }));
+    replicator.on('secondary-up-to-date', () =>
+      this.emitEvent({ event: 'secondary-up-to-date', report: this.lastReport }),
+    );
+    replicator.on('resync-progress', (progress: { doneBytes: number; totalBytes: number }) =>
+      this.emitEvent({ event: 'resync-progress', ...progress }),
+    );
+    replicator.on('error', (error: Error) => this.emitEvent({ event: 'warning', message: error.message }));
+    if (this.config.noMounts !== true) {
+      const addon = this.addon as FuseAddon;
+      for (let index = 0; index < this.config.dirs.length; index += 1) {
+        const dirConfig = this.config.dirs[index] as ReplicatedDirConfig;
+        const interceptor = new Interceptor({
+          index,
+          realDir: this.privateDirs[index] as string,
+          replicator,
+          filter: makePathFilter(dirConfig.exclusions),
+          addon,
+          acl: this.config.acl,
+          warn: (message) => this.emitEvent({ event: 'warning', message }),
+        });
+        const mount = new FuseMount(addon, dirConfig.dir, interceptor, {
+          options: fuseMountOptions(this.config.moduleName),
+          onInternalError: (op, error) =>
+            this.emitEvent({
+              event: 'warning',
+              message: `FUSE ${op}: ${(error as Error).stack ?? String(error)}`,
+            }),
+        });
+        await mount.mount();
+        this.mounts.push(mount);
+      }
+    }
+    this.role = 'primary';
+    replicator.start();
+  }
+
+  /** The replicator, for in-process drivers (tests, benchmarks). */
+  get primaryEngine(): Replicator | undefined {
+    return this.replicator;
+  }
+
+  async startSecondary(start: SecondaryStart): Promise<void> {
+    if (this.role !== 'stopped')
+      throw new Error(`replication of ${this.config.moduleName} already started as ${this.role}`);
+    await this.openState();
+    const state = this.state as StateFile;
+    const activity = this.activity as ActivityLog;
+    await this.prepareRealDirs();
+    if (this.config.noMounts !== true) {
+      for (const dir of this.config.dirs) {
+        await mountReadOnly(dir.dir);
+        this.roMounted.push(dir.dir);
+      }
+    }
+    const key = replicationKeyOf(loadClusterKey(this.config.clusterKeyFile));
+    const server = new SecondaryServer({
+      moduleName: this.config.moduleName,
+      listenHost: start.listenHost,
+      port: this.config.port,
+      replicationKey: key,
+      dirs: this.privateDirs,
+      asyncMode: this.config.asyncMode,
+      addon: this.addon,
+      state,
+      suspectPaths: activity.previousPaths,
+      handshakeTimeoutMs: 5000,
+      idleTimeoutMs: Math.max(this.config.sendtimeoutMs, 5000),
+    });
+    server.on('connected', (peer: string) => this.emitEvent({ event: 'state', state: `connected ${peer}` }));
+    server.on('peer-lost', (reason: string) => this.emitEvent({ event: 'peer-lost', reason }));
+    server.on('sync-begin', (full: boolean) => this.emitEvent({ event: 'sync-begin', full }));
+    server.on('up-to-date', () => {
+      // The suspect paths were corrected by this reintegration.
+      void activity.close(true);
+      this.emitEvent({ event: 'up-to-date' });
+    });
+    server.on('apply-failed', (message: string) => this.emitEvent({ event: 'apply-failed', message }));
+    await server.start();
+    this.secondary = server;
+    this.role = 'secondary';
+  }
+
+  /** Stops; a busy FUSE or read-only mount is reported (BusyError) unless `force`. */
+  async stop(force = false): Promise<void> {
+    if (this.role === 'primary') {
+      for (const mount of [...this.mounts].reverse()) {
+        try {
+          await mount.unmount(false);
+        } catch (error) {
+          if (!force) throw await busyOf(mount.mountPoint, error as Error);
+          await mount.unmount(true);
+        }
+      }
+      this.mounts = [];
+      await this.replicator?.stop();
+      this.replicator = undefined;
+    }
+    if (this.role === 'secondary') {
+      await this.secondary?.stop();
+      this.secondary = undefined;
+      for (const dir of [...this.roMounted].reverse()) await unmountReporting(dir, force);
+      this.roMounted = [];
+    }
+    if (this.config.noMounts !== true) {
+      for (let index = 0; index < this.privateDirs.length; index += 1) {
+        await unmountReporting(privateDirOf(this.config.stateDir, index), true);
+      }
+    }
+    await this.journal?.close();
+    await this.activity?.close(this.role === 'primary' && this.state?.state.journalActive === false);
+    await this.state?.update({ clean: true });
+    this.role = 'stopped';
+  }
+
+  async verify(): Promise<Difference[]> {
+    if (this.replicator === undefined || this.replicator.state !== 'connected')
+      throw new Error('rfsverify needs a connected secondary (run it on the primary)');
+    return verifyTrees(this.replicator, this.source());
+  }
+
+  async fullSync(): Promise<SyncReport> {
+    if (this.replicator === undefined || this.replicator.state !== 'connected')
+      throw new Error('full sync needs a connected secondary');
+    return fullSync(this.replicator, this.source());
+  }
+
+  status(): DataPathStatus {
+    const state = this.state?.state;
+    const replicator = this.replicator;
+    const secondary = this.secondary?.status();
+    return {
+      role: this.role,
+      binding:
+        this.addon === undefined ? this.bindingReason : 'vendored fuse-native (libfuse 2.9) with big_writes',
+      link: replicator?.state ?? (secondary?.connected === true ? 'connected' : 'waiting'),
+      uptodate:
+        this.role === 'primary' ? true : (state?.upToDate ?? false) && !(state?.syncInProgress ?? false),
+      journalActive: state?.journalActive ?? false,
+      journalPaths: this.journal?.journal.pathCount ?? 0,
+      syncInProgress: state?.syncInProgress ?? false,
+      lastSyncMs: state?.lastSyncMs ?? 0,
+      lastDropReason: replicator?.lastDropReason ?? '',
+      counters: {
+        ...(replicator === undefined
+          ? {}
+          : {
+              ...replicator.counters,
+              inflightFrames: replicator.inflight.frames,
+              inflightBytes: replicator.inflight.bytes,
+            }),
+        ...(secondary === undefined
+          ? {}
+          : {
+              opsApplied: secondary.opsApplied,
+              bytesApplied: secondary.bytesApplied,
+              bytesReceived: secondary.bytesReceived,
+              lastAppliedSeq: secondary.lastAppliedSeq,
+            }),
+        ...(this.lastReport === undefined
+          ? {}
+          : {
+              lastResyncBytesSent: this.lastReport.bytesSent,
+              lastResyncFull: String(this.lastReport.full),
+              lastResyncMs: this.lastReport.durationMs,
+            }),
+      },
+    };
+  }
+
+  wirePathOf(index: number, path: string): string {
+    return joinRoot(index, path);
+  }
+}
+
+/**
+ * FUSE options. big_writes + max_write=128 KiB: 4 KiB requests cap a Node passthrough near
+ * 45 MiB/s, 128 KiB ones reach ~400 (docs/replication.md). allow_other + default_permissions:
+ * every user sees the mount and the kernel checks modes as on the real directory. hard_remove:
+ * no .fuse_hidden files. nonempty: the mount goes over a directory that holds the data.
+ */
+export function fuseMountOptions(moduleName: string): string[] {
+  return [
+    'big_writes',
+    'max_write=131072',
+    'allow_other',
+    'default_permissions',
+    'hard_remove',
+    'nonempty',
+    `fsname=hakit-${moduleName}`,
+    'subtype=hakit',
+  ];
+}
+
+async function busyOf(mountPoint: string, error: Error): Promise<Error> {
+  if (!/busy/i.test(error.message)) return error;
+  const { holdersOf, BusyError } = await import('./mounts.ts');
+  return new BusyError(mountPoint, await holdersOf(mountPoint));
+}
+
+export function stateDirOf(safeVar: string, moduleName: string): string {
+  return join(safeVar, 'modules', moduleName, 'replication');
+}

@@ -1,0 +1,669 @@
+// Wire format of the replication stream (pure: no I/O). Every frame is a 20-byte header
+// (body length, type, flags, sequence number, CRC-32 of the body) and a body. Operations carry a
+// sequence number and are applied in that order; the receiver checks the CRC of every body before
+// using it and drops the connection on a mismatch (the primary then goes ALONE and journals).
+import { crc32 } from 'node:zlib';
+
+export const protocolVersion = 1;
+export const frameHeaderBytes = 20;
+/** The largest data payload in one write frame (FUSE sends at most 128 KiB; resync uses 1 MiB). */
+export const frameDataBytesMax = 1024 * 1024;
+/** Paths, names, xattr values and the rest of a body stay well under this. */
+export const frameBodyBytesMax = frameDataBytesMax + 256 * 1024;
+export const pathBytesMax = 4096;
+export const namesPerListMax = 100_000;
+export const sumsPerReplyMax = 65_536;
+
+export const FrameType = {
+  challenge: 1,
+  hello: 2,
+  welcome: 3,
+  op: 4,
+  ack: 5,
+  fail: 6,
+  ping: 7,
+  pong: 8,
+  sumsRequest: 9,
+  sumsReply: 10,
+  listRequest: 11,
+  listReply: 12,
+} as const;
+export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
+
+export interface Frame {
+  readonly type: FrameTypeCode;
+  readonly flags: number;
+  readonly seq: bigint;
+  readonly body: Buffer;
+}
+
+/** Time fix carried by an operation: the primary's mtime of a path right after applying it. */
+export interface TimeFix {
+  readonly path: string;
+  readonly mtimeNs: bigint;
+}
+
+/** Every mutating operation, with paths relative to the replicated directory ("/a/b"). */
+export type Op =
+  | { readonly kind: 'write'; readonly path: string; readonly offset: number; readonly data: Buffer }
+  | { readonly kind: 'truncate'; readonly path: string; readonly size: number }
+  | {
+      readonly kind: 'fallocate';
+      readonly path: string;
+      readonly mode: number;
+      readonly offset: number;
+      readonly length: number;
+    }
+  | {
+      readonly kind: 'create';
+      readonly path: string;
+      readonly mode: number;
+      readonly uid: number;
+      readonly gid: number;
+    }
+  | {
+      readonly kind: 'mkdir';
+      readonly path: string;
+      readonly mode: number;
+      readonly uid: number;
+      readonly gid: number;
+    }
+  | {
+      readonly kind: 'mknod';
+      readonly path: string;
+      readonly mode: number;
+      readonly rdev: number;
+      readonly uid: number;
+      readonly gid: number;
+    }
+  | {
+      readonly kind: 'symlink';
+      readonly path: string;
+      readonly target: string;
+      readonly uid: number;
+      readonly gid: number;
+    }
+  | { readonly kind: 'link'; readonly path: string; readonly existing: string }
+  | { readonly kind: 'unlink'; readonly path: string }
+  | { readonly kind: 'rmdir'; readonly path: string }
+  /** Removes a whole subtree (resync: names the primary no longer has). */
+  | { readonly kind: 'removeTree'; readonly path: string }
+  | { readonly kind: 'rename'; readonly path: string; readonly to: string }
+  | { readonly kind: 'chmod'; readonly path: string; readonly mode: number }
+  | { readonly kind: 'chown'; readonly path: string; readonly uid: number; readonly gid: number }
+  | { readonly kind: 'utimens'; readonly path: string; readonly atimeNs: bigint; readonly mtimeNs: bigint }
+  | {
+      readonly kind: 'setxattr';
+      readonly path: string;
+      readonly name: string;
+      readonly value: Buffer;
+      readonly flags: number;
+    }
+  | { readonly kind: 'removexattr'; readonly path: string; readonly name: string }
+  | { readonly kind: 'fsync'; readonly path: string; readonly dataOnly: boolean }
+  | { readonly kind: 'fsyncdir'; readonly path: string }
+  /** Resync bookkeeping: marks the start and the successful end of a reintegration. */
+  | { readonly kind: 'syncBegin'; readonly full: boolean }
+  | { readonly kind: 'syncEnd'; readonly full: boolean };
+
+export type OpKind = Op['kind'];
+
+const opCodes: Record<OpKind, number> = {
+  write: 1,
+  truncate: 2,
+  fallocate: 3,
+  create: 4,
+  mkdir: 5,
+  mknod: 6,
+  symlink: 7,
+  link: 8,
+  unlink: 9,
+  rmdir: 10,
+  removeTree: 11,
+  rename: 12,
+  chmod: 13,
+  chown: 14,
+  utimens: 15,
+  setxattr: 16,
+  removexattr: 17,
+  fsync: 18,
+  fsyncdir: 19,
+  syncBegin: 20,
+  syncEnd: 21,
+};
+const opKindByCode = new Map<number, OpKind>(
+  Object.entries(opCodes).map(([kind, code]) => [code, kind as OpKind]),
+);
+
+/** Operations the secondary must finish (durably) before it may acknowledge them. */
+export function isBarrier(op: Op): boolean {
+  return op.kind === 'fsync' || op.kind === 'fsyncdir' || op.kind === 'syncEnd';
+}
+
+export class ProtocolError extends Error {
+  override name = 'ProtocolError';
+}
+
+/** Append-only body builder with a hard size bound. */
+export class BodyWriter {
+  private readonly chunks: Buffer[] = [];
+  private bytes = 0;
+
+  private push(chunk: Buffer): this {
+    this.bytes += chunk.length;
+    if (this.bytes > frameBodyBytesMax) throw new ProtocolError(`frame body over ${frameBodyBytesMax} bytes`);
+    this.chunks.push(chunk);
+    return this;
+  }
+
+  u8(value: number): this {
+    const chunk = Buffer.allocUnsafe(1);
+    chunk.writeUInt8(value);
+    return this.push(chunk);
+  }
+
+  u32(value: number): this {
+    const chunk = Buffer.allocUnsafe(4);
+    chunk.writeUInt32LE(value);
+    return this.push(chunk);
+  }
+
+  /** Non-negative integer up to 2^53. */
+  u64(value: number): this {
+    if (!Number.isSafeInteger(value) || value < 0) throw new ProtocolError(`not a u64: ${value}`);
+    const chunk = Buffer.allocUnsafe(8);
+    chunk.writeBigUInt64LE(BigInt(value));
+    return this.push(chunk);
+  }
+
+  i64(value: bigint): this {
+    const chunk = Buffer.allocUnsafe(8);
+    chunk.writeBigInt64LE(value);
+    return this.push(chunk);
+  }
+
+  string(value: string, bytesMax = pathBytesMax): this {
+    const encoded = Buffer.from(value, 'utf8');
+    if (encoded.length > bytesMax)
+      throw new ProtocolError(`string of ${encoded.length} bytes over ${bytesMax}`);
+    this.u32(encoded.length);
+    return this.push(encoded);
+  }
+
+  bytesField(value: Buffer): this {
+    if (value.length > frameDataBytesMax)
+      throw new ProtocolError(`payload of ${value.length} bytes over ${frameDataBytesMax}`);
+    this.u32(value.length);
+    return this.push(value);
+  }
+
+  toBuffer(): Buffer {
+    return this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.bytes);
+  }
+}
+
+/** Bounds-checked body reader; any overrun is a ProtocolError, never a silent zero. */
+export class BodyReader {
+  private offset = 0;
+
+  constructor(private readonly body: Buffer) {}
+
+  private need(bytes: number): number {
+    const at = this.offset;
+    if (at + bytes > this.body.length)
+      throw new ProtocolError(`body truncated at byte ${at} (need ${bytes})`);
+    this.offset += bytes;
+    return at;
+  }
+
+  u8(): number {
+    return this.body.readUInt8(this.need(1));
+  }
+
+  u32(): number {
+    return this.body.readUInt32LE(this.need(4));
+  }
+
+  u64(): number {
+    const value = this.body.readBigUInt64LE(this.need(8));
+    if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new ProtocolError(`u64 ${value} over 2^53`);
+    return Number(value);
+  }
+
+  i64(): bigint {
+    return this.body.readBigInt64LE(this.need(8));
+  }
+
+  string(bytesMax = pathBytesMax): string {
+    const length = this.u32();
+    if (length > bytesMax) throw new ProtocolError(`string of ${length} bytes over ${bytesMax}`);
+    const at = this.need(length);
+    return this.body.toString('utf8', at, at + length);
+  }
+
+  bytesField(): Buffer {
+    const length = this.u32();
+    if (length > frameDataBytesMax)
+      throw new ProtocolError(`payload of ${length} bytes over ${frameDataBytesMax}`);
+    const at = this.need(length);
+    return this.body.subarray(at, at + length);
+  }
+
+  get remaining(): number {
+    return this.body.length - this.offset;
+  }
+
+  end(): void {
+    if (this.remaining !== 0) throw new ProtocolError(`${this.remaining} unexpected trailing bytes`);
+  }
+}
+
+const xattrValueBytesMax = 64 * 1024;
+
+export function encodeOp(op: Op, fixes: readonly TimeFix[] = []): Buffer {
+  const writer = new BodyWriter().u8(opCodes[op.kind]);
+  switch (op.kind) {
+    case 'write':
+      writer.string(op.path).u64(op.offset).bytesField(op.data);
+      break;
+    case 'truncate':
+      writer.string(op.path).u64(op.size);
+      break;
+    case 'fallocate':
+      writer.string(op.path).u32(op.mode).u64(op.offset).u64(op.length);
+      break;
+    case 'create':
+    case 'mkdir':
+      writer.string(op.path).u32(op.mode).u32(op.uid).u32(op.gid);
+      break;
+    case 'mknod':
+      writer.string(op.path).u32(op.mode).u64(op.rdev).u32(op.uid).u32(op.gid);
+      break;
+    case 'symlink':
+      writer.string(op.path).string(op.target).u32(op.uid).u32(op.gid);
+      break;
+    case 'link':
+      writer.string(op.path).string(op.existing);
+      break;
+    case 'unlink':
+    case 'rmdir':
+    case 'removeTree':
+    case 'fsyncdir':
+      writer.string(op.path);
+      break;
+    case 'rename':
+      writer.string(op.path).string(op.to);
+      break;
+    case 'chmod':
+      writer.string(op.path).u32(op.mode);
+      break;
+    case 'chown':
+      writer.string(op.path).u32(op.uid).u32(op.gid);
+      break;
+    case 'utimens':
+      writer.string(op.path).i64(op.atimeNs).i64(op.mtimeNs);
+      break;
+    case 'setxattr':
+      if (op.value.length > xattrValueBytesMax)
+        throw new ProtocolError(`xattr value over ${xattrValueBytesMax} bytes`);
+      writer.string(op.path).string(op.name, 255).bytesField(op.value).u32(op.flags);
+      break;
+    case 'removexattr':
+      writer.string(op.path).string(op.name, 255);
+      break;
+    case 'fsync':
+      writer.string(op.path).u8(op.dataOnly ? 1 : 0);
+      break;
+    case 'syncBegin':
+    case 'syncEnd':
+      writer.u8(op.full ? 1 : 0);
+      break;
+  }
+  if (fixes.length > 255) throw new ProtocolError(`${fixes.length} time fixes over 255`);
+  writer.u8(fixes.length);
+  for (const fix of fixes) writer.string(fix.path).i64(fix.mtimeNs);
+  return writer.toBuffer();
+}
+
+export interface DecodedOp {
+  readonly op: Op;
+  readonly fixes: readonly TimeFix[];
+}
+
+export function decodeOp(body: Buffer): DecodedOp {
+  const reader = new BodyReader(body);
+  const code = reader.u8();
+  const kind = opKindByCode.get(code);
+  if (kind === undefined) throw new ProtocolError(`unknown operation code ${code}`);
+  let op: Op;
+  switch (kind) {
+    case 'write': {
+      const path = reader.string();
+      const offset = reader.u64();
+      op = { kind, path, offset, data: reader.bytesField() };
+      break;
+    }
+    case 'truncate':
+      op = { kind, path: reader.string(), size: reader.u64() };
+      break;
+    case 'fallocate':
+      op = { kind, path: reader.string(), mode: reader.u32(), offset: reader.u64(), length: reader.u64() };
+      break;
+    case 'create':
+    case 'mkdir':
+      op = { kind, path: reader.string(), mode: reader.u32(), uid: reader.u32(), gid: reader.u32() };
+      break;
+    case 'mknod':
+      op = {
+        kind,
+        path: reader.string(),
+        mode: reader.u32(),
+        rdev: reader.u64(),
+        uid: reader.u32(),
+        gid: reader.u32(),
+      };
+      break;
+    case 'symlink':
+      op = { kind, path: reader.string(), target: reader.string(), uid: reader.u32(), gid: reader.u32() };
+      break;
+    case 'link':
+      op = { kind, path: reader.string(), existing: reader.string() };
+      break;
+    case 'unlink':
+    case 'rmdir':
+    case 'removeTree':
+    case 'fsyncdir':
+      op = { kind, path: reader.string() };
+      break;
+    case 'rename':
+      op = { kind, path: reader.string(), to: reader.string() };
+      break;
+    case 'chmod':
+      op = { kind, path: reader.string(), mode: reader.u32() };
+      break;
+    case 'chown':
+      op = { kind, path: reader.string(), uid: reader.u32(), gid: reader.u32() };
+      break;
+    case 'utimens':
+      op = { kind, path: reader.string(), atimeNs: reader.i64(), mtimeNs: reader.i64() };
+      break;
+    case 'setxattr':
+      op = {
+        kind,
+        path: reader.string(),
+        name: reader.string(255),
+        value: Buffer.from(reader.bytesField()),
+        flags: reader.u32(),
+      };
+      break;
+    case 'removexattr':
+      op = { kind, path: reader.string(), name: reader.string(255) };
+      break;
+    case 'fsync':
+      op = { kind, path: reader.string(), dataOnly: reader.u8() === 1 };
+      break;
+    case 'syncBegin':
+    case 'syncEnd':
+      op = { kind, full: reader.u8() === 1 };
+      break;
+  }
+  const fixCount = reader.u8();
+  const fixes: TimeFix[] = [];
+  for (let index = 0; index < fixCount; index += 1)
+    fixes.push({ path: reader.string(), mtimeNs: reader.i64() });
+  reader.end();
+  return { op, fixes };
+}
+
+/** Header + body as two buffers (no copy of a large payload). */
+export function encodeFrame(type: FrameTypeCode, seq: bigint, body: Buffer, flags = 0): [Buffer, Buffer] {
+  if (body.length > frameBodyBytesMax)
+    throw new ProtocolError(`frame body of ${body.length} bytes over ${frameBodyBytesMax}`);
+  const header = Buffer.allocUnsafe(frameHeaderBytes);
+  header.writeUInt32LE(body.length, 0);
+  header.writeUInt8(type, 4);
+  header.writeUInt8(flags, 5);
+  header.writeUInt16LE(0, 6);
+  header.writeBigUInt64LE(seq, 8);
+  header.writeUInt32LE(crc32(body), 16);
+  return [header, body];
+}
+
+const frameTypeCodes = new Set<number>(Object.values(FrameType));
+
+/**
+ * Splits a byte stream into verified frames. Bounded: a frame longer than frameBodyBytesMax, an
+ * unknown type or a CRC mismatch throws, and the caller closes the connection.
+ */
+export class FrameDecoder {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+
+  push(chunk: Buffer): Frame[] {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    const frames: Frame[] = [];
+    for (;;) {
+      if (this.pendingBytes < frameHeaderBytes) break;
+      const head = this.peek(frameHeaderBytes);
+      const bodyBytes = head.readUInt32LE(0);
+      if (bodyBytes > frameBodyBytesMax)
+        throw new ProtocolError(`frame of ${bodyBytes} bytes over ${frameBodyBytesMax}`);
+      const type = head.readUInt8(4);
+      if (!frameTypeCodes.has(type)) throw new ProtocolError(`unknown frame type ${type}`);
+      if (this.pendingBytes < frameHeaderBytes + bodyBytes) break;
+      const whole = this.take(frameHeaderBytes + bodyBytes);
+      const body = whole.subarray(frameHeaderBytes);
+      const expectedCrc = whole.readUInt32LE(16);
+      const actualCrc = crc32(body);
+      if (expectedCrc !== actualCrc) {
+        throw new ProtocolError(`CRC mismatch on frame seq ${whole.readBigUInt64LE(8)} (type ${type})`);
+      }
+      frames.push({
+        type: type as FrameTypeCode,
+        flags: whole.readUInt8(5),
+        seq: whole.readBigUInt64LE(8),
+        body,
+      });
+    }
+    return frames;
+  }
+
+  get bufferedBytes(): number {
+    return this.pendingBytes;
+  }
+
+  private peek(bytes: number): Buffer {
+    const first = this.pending[0] as Buffer;
+    if (first.length >= bytes) return first.subarray(0, bytes);
+    return Buffer.concat(this.pending, this.pendingBytes).subarray(0, bytes);
+  }
+
+  private take(bytes: number): Buffer {
+    const first = this.pending[0] as Buffer;
+    if (first.length >= bytes) {
+      const out = first.subarray(0, bytes);
+      if (first.length === bytes) this.pending.shift();
+      else this.pending[0] = first.subarray(bytes);
+      this.pendingBytes -= bytes;
+      return out;
+    }
+    const all = Buffer.concat(this.pending, this.pendingBytes);
+    const out = all.subarray(0, bytes);
+    const rest = all.subarray(bytes);
+    this.pending = rest.length > 0 ? [rest] : [];
+    this.pendingBytes = rest.length;
+    return out;
+  }
+}
+
+// Control bodies.
+
+export interface Hello {
+  readonly version: number;
+  readonly moduleName: string;
+  readonly nodeName: string;
+  readonly clientNonce: Buffer;
+  readonly mac: Buffer;
+}
+
+export function encodeHello(hello: Hello): Buffer {
+  return new BodyWriter()
+    .u32(hello.version)
+    .string(hello.moduleName, 255)
+    .string(hello.nodeName, 255)
+    .bytesField(hello.clientNonce)
+    .bytesField(hello.mac)
+    .toBuffer();
+}
+
+export function decodeHello(body: Buffer): Hello {
+  const reader = new BodyReader(body);
+  const hello = {
+    version: reader.u32(),
+    moduleName: reader.string(255),
+    nodeName: reader.string(255),
+    clientNonce: Buffer.from(reader.bytesField()),
+    mac: Buffer.from(reader.bytesField()),
+  };
+  reader.end();
+  return hello;
+}
+
+export interface Welcome {
+  readonly mac: Buffer;
+  /** The secondary's last completed sync (epoch ms, 0: never), so the primary picks full or incremental. */
+  readonly lastSyncMs: number;
+  readonly syncInProgress: boolean;
+  /** The secondary's activity log: paths it may have changed alone as a crashed primary. */
+  readonly suspectPaths: readonly string[];
+}
+
+export function encodeWelcome(welcome: Welcome): Buffer {
+  const writer = new BodyWriter()
+    .bytesField(welcome.mac)
+    .u64(welcome.lastSyncMs)
+    .u8(welcome.syncInProgress ? 1 : 0)
+    .u32(welcome.suspectPaths.length);
+  for (const path of welcome.suspectPaths) writer.string(path);
+  return writer.toBuffer();
+}
+
+export function decodeWelcome(body: Buffer): Welcome {
+  const reader = new BodyReader(body);
+  const mac = Buffer.from(reader.bytesField());
+  const lastSyncMs = reader.u64();
+  const syncInProgress = reader.u8() === 1;
+  const count = reader.u32();
+  if (count > namesPerListMax) throw new ProtocolError(`${count} suspect paths over ${namesPerListMax}`);
+  const suspectPaths: string[] = [];
+  for (let index = 0; index < count; index += 1) suspectPaths.push(reader.string());
+  reader.end();
+  return { mac, lastSyncMs, syncInProgress, suspectPaths };
+}
+
+/** What the secondary has at a path, with per-block digests (full sync, verify). */
+export interface PathSums {
+  readonly path: string;
+  readonly type: 'missing' | 'file' | 'dir' | 'symlink' | 'other';
+  readonly size: number;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly mtimeNs: bigint;
+  readonly target: string;
+  readonly blockBytes: number;
+  readonly sums: readonly Buffer[];
+}
+
+const typeCodes = { missing: 0, file: 1, dir: 2, symlink: 3, other: 4 } as const;
+const typeByCode = ['missing', 'file', 'dir', 'symlink', 'other'] as const;
+export const blockDigestBytes = 16;
+
+export function encodeSumsRequest(path: string, blockBytes: number): Buffer {
+  return new BodyWriter().string(path).u64(blockBytes).toBuffer();
+}
+
+export function decodeSumsRequest(body: Buffer): { path: string; blockBytes: number } {
+  const reader = new BodyReader(body);
+  const request = { path: reader.string(), blockBytes: reader.u64() };
+  reader.end();
+  return request;
+}
+
+export function encodeSumsReply(sums: PathSums): Buffer {
+  if (sums.sums.length > sumsPerReplyMax)
+    throw new ProtocolError(`${sums.sums.length} block sums over ${sumsPerReplyMax}`);
+  const writer = new BodyWriter()
+    .string(sums.path)
+    .u8(typeCodes[sums.type])
+    .u64(sums.size)
+    .u32(sums.mode)
+    .u32(sums.uid)
+    .u32(sums.gid)
+    .i64(sums.mtimeNs)
+    .string(sums.target)
+    .u64(sums.blockBytes)
+    .u32(sums.sums.length);
+  for (const sum of sums.sums) {
+    if (sum.length !== blockDigestBytes) throw new ProtocolError(`block digest of ${sum.length} bytes`);
+    writer.bytesField(sum);
+  }
+  return writer.toBuffer();
+}
+
+export function decodeSumsReply(body: Buffer): PathSums {
+  const reader = new BodyReader(body);
+  const path = reader.string();
+  const type = typeByCode[reader.u8()];
+  if (type === undefined) throw new ProtocolError('unknown entry type in sums reply');
+  const size = reader.u64();
+  const mode = reader.u32();
+  const uid = reader.u32();
+  const gid = reader.u32();
+  const mtimeNs = reader.i64();
+  const target = reader.string();
+  const blockBytes = reader.u64();
+  const count = reader.u32();
+  if (count > sumsPerReplyMax) throw new ProtocolError(`${count} block sums over ${sumsPerReplyMax}`);
+  const sums: Buffer[] = [];
+  for (let index = 0; index < count; index += 1) sums.push(Buffer.from(reader.bytesField()));
+  reader.end();
+  return { path, type, size, mode, uid, gid, mtimeNs, target, blockBytes, sums };
+}
+
+export function encodeList(names: readonly string[]): Buffer {
+  if (names.length > namesPerListMax)
+    throw new ProtocolError(`${names.length} names over ${namesPerListMax}`);
+  const writer = new BodyWriter().u32(names.length);
+  for (const name of names) writer.string(name, 255);
+  return writer.toBuffer();
+}
+
+export function decodeList(body: Buffer): string[] {
+  const reader = new BodyReader(body);
+  const count = reader.u32();
+  if (count > namesPerListMax) throw new ProtocolError(`${count} names over ${namesPerListMax}`);
+  const names: string[] = [];
+  for (let index = 0; index < count; index += 1) names.push(reader.string(255));
+  reader.end();
+  return names;
+}
+
+export function encodeText(text: string): Buffer {
+  return new BodyWriter().string(text.slice(0, 1000), 4096).toBuffer();
+}
+
+export function decodeText(body: Buffer): string {
+  return new BodyReader(body).string(4096);
+}
+
+/** Checks a relative replication path: "/"-rooted, no "..", ".", empty or NUL components. */
+export function isSafeRelativePath(path: string): boolean {
+  if (path === '/') return true;
+  if (!path.startsWith('/') || path.length > pathBytesMax || path.includes('\0')) return false;
+  return path
+    .slice(1)
+    .split('/')
+    .every((part) => part !== '' && part !== '.' && part !== '..');
+}

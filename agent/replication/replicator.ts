@@ -1,0 +1,556 @@
+// The primary's replication engine. Every mutating operation goes through `submit`: under one
+// lock it is applied locally, numbered and queued on the stream (or journaled when the peer is
+// away), so the order the secondary applies is the order the primary's tree saw; the caller then
+// waits, outside the lock, for the secondary's acknowledgement. A peer that does not acknowledge
+// within `locktimeoutMs`, or makes no progress for `sendtimeoutMs`, is dropped: unacknowledged
+// operations go to the journal and the primary goes on ALONE. On (re)connection it reintegrates:
+// only what the journal recorded, or a full sync by block digests.
+import { EventEmitter } from 'node:events';
+import { connect } from 'node:net';
+import type { Socket } from 'node:net';
+import { clientMac, macEquals, newNonce, serverMac } from './auth.ts';
+import type { ActivityLog, JournalFile, StateFile } from './journal-file.ts';
+import type { JournalRecord } from './journal.ts';
+import type { Frame, FrameTypeCode, Op, PathSums, TimeFix } from './protocol.ts';
+import {
+  FrameDecoder,
+  FrameType,
+  decodeList,
+  decodeSumsReply,
+  decodeText,
+  decodeWelcome,
+  encodeFrame,
+  encodeHello,
+  encodeOp,
+  encodeSumsRequest,
+  isBarrier,
+  protocolVersion,
+} from './protocol.ts';
+import type { InflightEntry, WindowLimits } from './window.ts';
+import { InflightWindow } from './window.ts';
+
+export type LinkState = 'alone' | 'connecting' | 'syncing' | 'connected';
+
+export interface ReplicatorOptions {
+  readonly moduleName: string;
+  readonly nodeName: string;
+  readonly peerHost: string;
+  readonly peerPort: number;
+  readonly replicationKey: Buffer;
+  readonly window: WindowLimits;
+  readonly locktimeoutMs: number;
+  readonly sendtimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly reconnectIntervalMs: number;
+  readonly journal: JournalFile;
+  readonly activity: ActivityLog;
+  readonly state: StateFile;
+  /** Runs the reintegration once the link is up (resync.ts); resolves when it has been acknowledged. */
+  readonly reintegrate: (replicator: Replicator, peer: PeerInfo) => Promise<void>;
+}
+
+export interface PeerInfo {
+  readonly lastSyncMs: number;
+  readonly syncInProgress: boolean;
+  readonly suspectPaths: readonly string[];
+}
+
+/** What a locally applied operation means for the peer. */
+export interface Described {
+  readonly op: Op;
+  readonly fixes?: readonly TimeFix[];
+  /** Journal records if the peer does not get it (default: recordsForOp). */
+  readonly records?: readonly JournalRecord[];
+}
+
+interface Pending {
+  readonly described: Described;
+  resolve: () => void;
+}
+
+export interface ReplicatorCounters {
+  opsSent: number;
+  opsJournaled: number;
+  bytesSent: number;
+  dataBytesSent: number;
+  resyncBytesSent: number;
+  acks: number;
+  drops: number;
+}
+
+function recordsOf(described: Described): readonly JournalRecord[] {
+  return described.records ?? recordsForOp(described.op);
+}
+
+/** What the journal must remember of an operation the peer did not get. */
+export function recordsForOp(op: Op): JournalRecord[] {
+  switch (op.kind) {
+    case 'write':
+      return [{ t: 'w', p: op.path, s: op.offset, e: op.offset + op.data.length }];
+    case 'fallocate':
+      return [
+        { t: 'w', p: op.path, s: op.offset, e: op.offset + op.length },
+        { t: 'm', p: op.path },
+      ];
+    case 'truncate':
+      return [{ t: 'tr', p: op.path, s: op.size }];
+    case 'create':
+    case 'mkdir':
+    case 'mknod':
+    case 'symlink':
+    case 'unlink':
+    case 'rmdir':
+    case 'removeTree':
+      return [{ t: 'n', n: { kind: op.kind, path: op.path } }];
+    case 'link':
+      return [{ t: 'n', n: { kind: 'link', path: op.path, existing: op.existing } }];
+    case 'rename':
+      return [{ t: 'n', n: { kind: 'rename', path: op.path, to: op.to } }];
+    case 'chmod':
+    case 'chown':
+    case 'utimens':
+    case 'setxattr':
+    case 'removexattr':
+      return [{ t: 'm', p: op.path }];
+    case 'fsync':
+    case 'fsyncdir':
+    case 'syncBegin':
+    case 'syncEnd':
+      return [];
+  }
+}
+
+class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+  private waiting = 0;
+
+  constructor(private readonly waitersMax: number) {}
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.waiting >= this.waitersMax) throw new Error(`operation lock: over ${this.waitersMax} waiters`);
+    this.waiting += 1;
+    let release: () => void = () => undefined;
+    const previous = this.tail;
+    this.tail = new Promise<void>((resolvePromise) => (release = resolvePromise));
+    try {
+      await previous;
+      this.waiting -= 1;
+      return await work();
+    } finally {
+      release();
+    }
+  }
+}
+
+const checkIntervalMs = 100;
+const pingIntervalMs = 1000;
+const requestsInFlightMax = 64;
+const lockWaitersMax = 100_000;
+
+/** Events: 'state' (LinkState), 'peer-lost' (reason), 'secondary-up-to-date', 'resync-progress' ({doneBytes,totalBytes}). */
+export class Replicator extends EventEmitter {
+  private linkState: LinkState = 'alone';
+  private socket: Socket | undefined;
+  private window: InflightWindow<Pending>;
+  private readonly lock = new Mutex(lockWaitersMax);
+  private lastProgressMs = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private roomWaiter: (() => void) | undefined;
+  private nextRequestId = 1n;
+  private readonly requests = new Map<
+    bigint,
+    { resolve: (frame: Frame) => void; reject: (error: Error) => void }
+  >();
+  private connectionGeneration = 0;
+  readonly counters: ReplicatorCounters = {
+    opsSent: 0,
+    opsJournaled: 0,
+    bytesSent: 0,
+    dataBytesSent: 0,
+    resyncBytesSent: 0,
+    acks: 0,
+    drops: 0,
+  };
+  lastDropReason = '';
+
+  constructor(private readonly options: ReplicatorOptions) {
+    super();
+    this.window = new InflightWindow<Pending>(options.window);
+  }
+
+  get state(): LinkState {
+    return this.linkState;
+  }
+
+  get inflight(): { frames: number; bytes: number } {
+    return { frames: this.window.frames, bytes: this.window.bytes };
+  }
+
+  private setState(state: LinkState): void {
+    if (state === this.linkState) return;
+    this.linkState = state;
+    this.emit('state', state);
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.check(), checkIntervalMs);
+    this.scheduleConnect(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
+    // Let what is in flight be acknowledged (bounded), then close the stream.
+    const deadlineMs = Date.now() + Math.min(this.options.locktimeoutMs, 5000);
+    while (this.window.frames > 0 && this.socket !== undefined && Date.now() < deadlineMs) {
+      await new Promise((resolvePromise) => setTimeout(resolvePromise, 10));
+    }
+    if (this.window.frames > 0) await this.drop('stopping with unacknowledged operations');
+    this.socket?.end();
+    this.socket = undefined;
+    this.setState('alone');
+  }
+
+  private scheduleConnect(delayMs: number): void {
+    if (this.stopped || this.reconnectTimer !== undefined) return;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      void this.connectOnce();
+    }, delayMs);
+  }
+
+  private async connectOnce(): Promise<void> {
+    if (this.stopped || this.socket !== undefined) return;
+    this.setState('connecting');
+    const generation = (this.connectionGeneration += 1);
+    let socket: Socket;
+    let peer: PeerInfo;
+    try {
+      ({ socket, peer } = await this.handshake());
+    } catch (error) {
+      this.lastDropReason = `connect to ${this.options.peerHost}:${this.options.peerPort}: ${(error as Error).message}`;
+      this.setState('alone');
+      this.scheduleConnect(this.options.reconnectIntervalMs);
+      return;
+    }
+    if (this.stopped || generation !== this.connectionGeneration) {
+      socket.destroy();
+      return;
+    }
+    // Attach under the lock: no operation may be half-way between journal and stream.
+    await this.lock.run(async () => {
+      this.attach(socket);
+      await this.options.activity.newEpoch();
+      this.setState('syncing');
+    });
+    try {
+      await this.options.reintegrate(this, peer);
+      if (this.socket !== socket) return;
+      await this.lock.run(async () => {
+        await this.options.journal.reset();
+        await this.options.state.update({ journalActive: false, lastSyncMs: Date.now() });
+        this.setState('connected');
+      });
+      this.emit('secondary-up-to-date');
+    } catch (error) {
+      await this.drop(`reintegration failed: ${(error as Error).message}`);
+    }
+  }
+
+  private handshake(): Promise<{ socket: Socket; peer: PeerInfo }> {
+    return new Promise((resolvePromise, reject) => {
+      const socket = connect({ host: this.options.peerHost, port: this.options.peerPort });
+      socket.setNoDelay(true);
+      const decoder = new FrameDecoder();
+      const clientNonce = newNonce();
+      let serverNonce: Buffer | undefined;
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`handshake timeout after ${this.options.connectTimeoutMs} ms`));
+      }, this.options.connectTimeoutMs);
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        socket.removeAllListeners('data');
+        socket.destroy();
+        reject(error);
+      };
+      socket.on('error', fail);
+      socket.on('close', () => fail(new Error('connection closed during handshake')));
+      socket.on('data', (chunk: Buffer) => {
+        try {
+          for (const frame of decoder.push(chunk)) {
+            if (serverNonce === undefined) {
+              if (frame.type !== FrameType.challenge)
+                throw new Error(`expected challenge, got frame type ${frame.type}`);
+              serverNonce = Buffer.from(frame.body);
+              const mac = clientMac(
+                this.options.replicationKey,
+                serverNonce,
+                clientNonce,
+                this.options.moduleName,
+              );
+              const [header, body] = encodeFrame(
+                FrameType.hello,
+                0n,
+                encodeHello({
+                  version: protocolVersion,
+                  moduleName: this.options.moduleName,
+                  nodeName: this.options.nodeName,
+                  clientNonce,
+                  mac,
+                }),
+              );
+              socket.write(header);
+              socket.write(body);
+            } else {
+              if (frame.type === FrameType.fail) throw new Error(`peer refused: ${decodeText(frame.body)}`);
+              if (frame.type !== FrameType.welcome)
+                throw new Error(`expected welcome, got frame type ${frame.type}`);
+              const welcome = decodeWelcome(frame.body);
+              const expected = serverMac(
+                this.options.replicationKey,
+                serverNonce,
+                clientNonce,
+                this.options.moduleName,
+              );
+              if (!macEquals(expected, welcome.mac))
+                throw new Error('peer failed authentication (cluster key differs?)');
+              clearTimeout(timer);
+              socket.removeAllListeners('data');
+              socket.removeAllListeners('error');
+              socket.removeAllListeners('close');
+              if (decoder.bufferedBytes !== 0) throw new Error('unexpected frames after welcome');
+              resolvePromise({
+                socket,
+                peer: {
+                  lastSyncMs: welcome.lastSyncMs,
+                  syncInProgress: welcome.syncInProgress,
+                  suspectPaths: welcome.suspectPaths,
+                },
+              });
+              return;
+            }
+          }
+        } catch (error) {
+          fail(error as Error);
+        }
+      });
+    });
+  }
+
+  private attach(socket: Socket): void {
+    this.socket = socket;
+    this.window = new InflightWindow<Pending>(this.options.window);
+    this.lastProgressMs = Date.now();
+    const decoder = new FrameDecoder();
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        for (const frame of decoder.push(chunk)) this.onFrame(frame);
+      } catch (error) {
+        void this.drop(`bad frame from secondary: ${(error as Error).message}`);
+      }
+    });
+    socket.on('drain', () => {
+      this.lastProgressMs = Date.now();
+    });
+    socket.on('error', (error) => void this.drop(`stream error: ${error.message}`));
+    socket.on('close', () => void this.drop('stream closed'));
+  }
+
+  private onFrame(frame: Frame): void {
+    switch (frame.type) {
+      case FrameType.ack: {
+        this.counters.acks += 1;
+        this.lastProgressMs = Date.now();
+        for (const entry of this.window.ack(frame.seq)) entry.item.resolve();
+        const waiter = this.roomWaiter;
+        this.roomWaiter = undefined;
+        waiter?.();
+        break;
+      }
+      case FrameType.fail:
+        void this.drop(`secondary failed at seq ${frame.seq}: ${decodeText(frame.body)}`);
+        break;
+      case FrameType.pong:
+        this.lastProgressMs = Date.now();
+        break;
+      case FrameType.sumsReply:
+      case FrameType.listReply: {
+        const request = this.requests.get(frame.seq);
+        if (request === undefined) throw new Error(`reply to unknown request ${frame.seq}`);
+        this.requests.delete(frame.seq);
+        request.resolve(frame);
+        break;
+      }
+      default:
+        throw new Error(`unexpected frame type ${frame.type}`);
+    }
+  }
+
+  private check(): void {
+    const nowMs = Date.now();
+    if (this.socket === undefined) return;
+    const oldest = this.window.oldest();
+    if (oldest !== undefined && nowMs - oldest.sentAtMs > this.options.locktimeoutMs) {
+      void this.drop(`locktimeout: seq ${oldest.seq} unacknowledged for ${nowMs - oldest.sentAtMs} ms`);
+      return;
+    }
+    const waitingOnPeer = this.window.frames > 0 || this.requests.size > 0 || this.socket.writableLength > 0;
+    if (waitingOnPeer && nowMs - this.lastProgressMs > this.options.sendtimeoutMs) {
+      void this.drop(`sendtimeout: no progress for ${nowMs - this.lastProgressMs} ms`);
+      return;
+    }
+    if (!waitingOnPeer && nowMs - this.lastProgressMs > pingIntervalMs) {
+      this.lastProgressMs = nowMs;
+      this.writeFrame(FrameType.ping, 0n, Buffer.alloc(0));
+    }
+  }
+
+  private writeFrame(type: FrameTypeCode, seq: bigint, body: Buffer): void {
+    const socket = this.socket;
+    if (socket === undefined) throw new Error('no stream');
+    const [header, payload] = encodeFrame(type, seq, body);
+    socket.cork();
+    socket.write(header);
+    socket.write(payload);
+    socket.uncork();
+    this.counters.bytesSent += header.length + payload.length;
+  }
+
+  /** Drops the secondary: journal what it may have missed, go ALONE, retry later. */
+  async drop(reason: string): Promise<void> {
+    const socket = this.socket;
+    if (socket === undefined) return;
+    this.socket = undefined;
+    this.lastDropReason = reason;
+    this.counters.drops += 1;
+    socket.destroy();
+    const unacknowledged = this.window.drain();
+    for (const [, request] of this.requests) request.reject(new Error(`peer dropped: ${reason}`));
+    this.requests.clear();
+    const waiter = this.roomWaiter;
+    this.roomWaiter = undefined;
+    waiter?.();
+    this.setState('alone');
+    const records = unacknowledged.flatMap((entry) => recordsOf(entry.item.described));
+    // Appended now, synchronously in call order, so it precedes every ALONE operation's records.
+    const journaled = Promise.all([this.options.journal.append(records), this.markJournalActive()]);
+    this.emit('peer-lost', reason);
+    await journaled.catch((error: unknown) =>
+      this.emit('error', new Error(`journal append on drop: ${(error as Error).message}`)),
+    );
+    for (const entry of unacknowledged) entry.item.resolve();
+    this.counters.opsJournaled += unacknowledged.length;
+    this.scheduleConnect(this.options.reconnectIntervalMs);
+  }
+
+  private markJournalActive(): Promise<void> {
+    if (this.options.state.state.journalActive) return Promise.resolve();
+    return this.options.state.update({ journalActive: true, journalSinceMs: Date.now() });
+  }
+
+  private waitForRoom(bytes: number): Promise<void> {
+    if (this.socket === undefined || this.window.hasRoomFor(bytes)) return Promise.resolve();
+    return new Promise<void>((resolvePromise) => {
+      this.roomWaiter = resolvePromise;
+    }).then(() => this.waitForRoom(bytes));
+  }
+
+  /**
+   * Applies an operation locally and replicates it. Returns the local result once the peer has
+   * acknowledged (or the change is journaled because the peer is away). `describe` returns
+   * undefined for a failed or non-replicated local result.
+   */
+  async submit<R>(
+    applyLocally: () => Promise<R>,
+    describe: (result: R) => Described | undefined,
+    touched: readonly string[] = [],
+  ): Promise<R> {
+    let acknowledged: Promise<void> | undefined;
+    const result = await this.lock.run(async () => {
+      if (this.socket !== undefined && touched.length > 0) await this.options.activity.touch(touched);
+      const local = await applyLocally();
+      const described = describe(local);
+      if (described === undefined) return local;
+      acknowledged = this.enqueue(described);
+      return local;
+    });
+    if (acknowledged !== undefined) await acknowledged;
+    return result;
+  }
+
+  /** Under the lock: queue on the stream, or journal. Resolves when acknowledged or journaled. */
+  private async enqueue(described: Described): Promise<void> {
+    const body = encodeOp(described.op, described.fixes ?? []);
+    await this.waitForRoom(body.length);
+    if (this.socket === undefined) {
+      await this.markJournalActive();
+      this.counters.opsJournaled += 1;
+      const appended = this.options.journal.append(recordsOf(described));
+      return isBarrier(described.op) ? appended.then(() => this.options.journal.sync()) : appended;
+    }
+    let resolveAck: () => void = () => undefined;
+    const acknowledged = new Promise<void>((resolvePromise) => (resolveAck = resolvePromise));
+    const entry: InflightEntry<Pending> = this.window.push(
+      { described, resolve: resolveAck },
+      body.length,
+      Date.now(),
+    );
+    this.writeFrame(FrameType.op, entry.seq, body);
+    this.counters.opsSent += 1;
+    if (described.op.kind === 'write') this.counters.dataBytesSent += described.op.data.length;
+    return acknowledged;
+  }
+
+  /** For the resync: read and queue under the operation lock, so live writes cannot interleave. */
+  async submitResync(read: () => Promise<Described[]>): Promise<{ acked: Promise<void> }> {
+    // Wrapped in an object: a returned promise would be flattened and awaited under the lock.
+    return this.lock.run(async () => {
+      if (this.socket === undefined) throw new Error('peer dropped during reintegration');
+      const described = await read();
+      const acks: Promise<void>[] = [];
+      for (const item of described) {
+        if (item.op.kind === 'write') this.counters.resyncBytesSent += item.op.data.length;
+        acks.push(this.enqueue(item));
+      }
+      return { acked: Promise.all(acks).then(() => undefined) };
+    });
+  }
+
+  /** Asks the secondary for digests or a listing, in stream order (after every queued op). */
+  request(
+    type: typeof FrameType.sumsRequest | typeof FrameType.listRequest,
+    path: string,
+    blockBytes: number,
+  ): Promise<Frame> {
+    if (this.socket === undefined) return Promise.reject(new Error('no stream'));
+    if (this.requests.size >= requestsInFlightMax)
+      return Promise.reject(new Error(`over ${requestsInFlightMax} requests in flight`));
+    const id = this.nextRequestId;
+    this.nextRequestId += 1n;
+    return new Promise((resolvePromise, reject) => {
+      this.requests.set(id, { resolve: resolvePromise, reject });
+      this.writeFrame(type, id, encodeSumsRequest(path, blockBytes));
+    });
+  }
+
+  async remoteSums(path: string, blockBytes: number): Promise<PathSums> {
+    return decodeSumsReply((await this.request(FrameType.sumsRequest, path, blockBytes)).body);
+  }
+
+  async remoteList(path: string): Promise<string[]> {
+    return decodeList((await this.request(FrameType.listRequest, path, 0)).body);
+  }
+
+  get requestSlotsFree(): number {
+    return requestsInFlightMax - this.requests.size;
+  }
+
+  /** fsync while ALONE: make the journal records of what the app now calls durable durable too. */
+  async syncJournal(): Promise<void> {
+    if (this.socket === undefined) await this.options.journal.sync();
+  }
+}

@@ -1,0 +1,337 @@
+// The secondary's end of the replication stream: a TCP server on the module's replication port
+// that authenticates the primary with the cluster key, checks every frame's CRC, applies
+// operations strictly in sequence order and acknowledges them (on receipt with async="second",
+// after applying with async="none"; an fsync is acknowledged only once done). It also answers
+// block-digest and listing requests in stream order, so a resync sees every earlier operation.
+import { EventEmitter } from 'node:events';
+import { createServer } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { join } from 'node:path';
+import { clientMac, macEquals, newNonce, serverMac } from './auth.ts';
+import { ApplyError, TreeApplier } from './apply.ts';
+import type { FuseAddon } from './fuse/addon.ts';
+import type { StateFile } from './journal-file.ts';
+import type { Frame, Op, TimeFix } from './protocol.ts';
+import {
+  FrameDecoder,
+  FrameType,
+  decodeHello,
+  decodeOp,
+  decodeSumsRequest,
+  encodeFrame,
+  encodeList,
+  encodeSumsReply,
+  encodeText,
+  encodeWelcome,
+  isBarrier,
+  protocolVersion,
+} from './protocol.ts';
+import { listNames, pathSums, splitRoot } from './tree.ts';
+import { AckTracker } from './window.ts';
+
+export interface SecondaryOptions {
+  readonly moduleName: string;
+  readonly listenHost: string;
+  readonly port: number;
+  readonly replicationKey: Buffer;
+  /** The real directories, in `<replicated>` order. */
+  readonly dirs: readonly string[];
+  readonly asyncMode: 'second' | 'none';
+  readonly addon: FuseAddon | undefined;
+  readonly state: StateFile;
+  /** Paths this node may have changed alone as a crashed primary (its activity log). */
+  readonly suspectPaths: readonly string[];
+  readonly handshakeTimeoutMs: number;
+  /** A connected primary that sends nothing (not even a ping) for this long is dropped. */
+  readonly idleTimeoutMs: number;
+}
+
+export interface SecondaryStatus {
+  readonly connected: boolean;
+  readonly peer: string | undefined;
+  readonly upToDate: boolean;
+  readonly syncInProgress: boolean;
+  readonly lastAppliedSeq: string;
+  readonly opsApplied: number;
+  readonly bytesApplied: number;
+  readonly bytesReceived: number;
+}
+
+/** Events: 'connected' (peer), 'peer-lost' (reason), 'sync-begin' (full), 'up-to-date', 'apply-failed' (message). */
+export class SecondaryServer extends EventEmitter {
+  private server: Server | undefined;
+  private current: Socket | undefined;
+  private readonly appliers: TreeApplier[];
+  private bytesReceived = 0;
+  private connectionCount = 0;
+
+  constructor(private readonly options: SecondaryOptions) {
+    super();
+    this.appliers = options.dirs.map((dir) => new TreeApplier(dir, options.addon));
+  }
+
+  status(): SecondaryStatus {
+    const stats = this.appliers.reduce(
+      (sum, applier) => ({
+        ops: sum.ops + applier.stats.ops,
+        dataBytes: sum.dataBytes + applier.stats.dataBytes,
+      }),
+      {
+        ops: 0,
+        dataBytes: 0,
+      },
+    );
+    return {
+      connected: this.current !== undefined,
+      peer: this.current?.remoteAddress,
+      upToDate: this.options.state.state.upToDate,
+      syncInProgress: this.options.state.state.syncInProgress,
+      lastAppliedSeq: String(this.lastApplied),
+      opsApplied: stats.ops,
+      bytesApplied: stats.dataBytes,
+      bytesReceived: this.bytesReceived,
+    };
+  }
+
+  private lastApplied = 0n;
+
+  start(): Promise<void> {
+    return new Promise((resolvePromise, reject) => {
+      const server = createServer((socket) => this.accept(socket));
+      server.on('error', reject);
+      server.listen({ host: this.options.listenHost, port: this.options.port }, () => {
+        server.off('error', reject);
+        server.on('error', (error) => this.emit('error', error));
+        this.server = server;
+        resolvePromise();
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.current?.destroy();
+    this.current = undefined;
+    await new Promise<void>((resolvePromise) =>
+      this.server === undefined ? resolvePromise() : this.server.close(() => resolvePromise()),
+    );
+    this.server = undefined;
+    for (const applier of this.appliers) await applier.closeAll();
+  }
+
+  private accept(socket: Socket): void {
+    socket.setNoDelay(true);
+    const connectionId = (this.connectionCount += 1);
+    const serverNonce = newNonce();
+    const decoder = new FrameDecoder();
+    let authenticated = false;
+    const handshakeTimer = setTimeout(
+      () => socket.destroy(new Error('handshake timeout')),
+      this.options.handshakeTimeoutMs,
+    );
+    let idleTimer: NodeJS.Timeout | undefined;
+    const touchIdle = () => {
+      if (idleTimer !== undefined) idleTimer.refresh();
+      else
+        idleTimer = setTimeout(
+          () => socket.destroy(new Error(`no frame for ${this.options.idleTimeoutMs} ms`)),
+          this.options.idleTimeoutMs,
+        );
+    };
+    const send = (type: (typeof FrameType)[keyof typeof FrameType], seq: bigint, body: Buffer) => {
+      if (socket.destroyed) return;
+      const [header, payload] = encodeFrame(type, seq, body);
+      socket.cork();
+      socket.write(header);
+      socket.write(payload);
+      socket.uncork();
+    };
+    send(FrameType.challenge, 0n, serverNonce);
+
+    const tracker = new AckTracker(this.options.asyncMode === 'none' ? 'applied' : 'received');
+    let ackSent = 0n;
+    let ackScheduled = false;
+    const flushAck = () => {
+      ackScheduled = false;
+      const ackable = tracker.ackable();
+      if (ackable > ackSent) {
+        ackSent = ackable;
+        send(FrameType.ack, ackable, Buffer.alloc(0));
+      }
+    };
+    const scheduleAck = () => {
+      if (!ackScheduled) {
+        ackScheduled = true;
+        setImmediate(flushAck);
+      }
+    };
+
+    type Work =
+      | { kind: 'op'; seq: bigint; op: Op; fixes: readonly TimeFix[] }
+      | { kind: 'sums'; id: bigint; path: string; blockBytes: number }
+      | { kind: 'list'; id: bigint; path: string };
+    const queue: Work[] = [];
+    let draining = false;
+    let failed = false;
+    let syncing = this.options.state.state.syncInProgress;
+
+    const fail = (message: string) => {
+      if (failed) return;
+      failed = true;
+      this.emit('apply-failed', message);
+      send(FrameType.fail, tracker.lastApplied + 1n, encodeText(message));
+      socket.end();
+      void this.options.state.update({ upToDate: false });
+    };
+
+    const applierFor = (wirePath: string) => {
+      const { index, path } = splitRoot(wirePath);
+      const applier = this.appliers[index];
+      if (applier === undefined) throw new ApplyError(`no replicated dir #${index} here`, 'EINVAL');
+      return { applier, path };
+    };
+
+    const applyOne = async (op: Op, fixes: readonly TimeFix[]) => {
+      if (op.kind === 'syncBegin') {
+        syncing = true;
+        await this.options.state.update({ syncInProgress: true, upToDate: false });
+        this.emit('sync-begin', op.full);
+        return;
+      }
+      if (op.kind === 'syncEnd') {
+        for (const applier of this.appliers) await applier.apply(op);
+        syncing = false;
+        await this.options.state.update({ syncInProgress: false, upToDate: true, lastSyncMs: Date.now() });
+        this.emit('up-to-date');
+        return;
+      }
+      const { applier, path } = applierFor(op.path);
+      const local = { ...op, path } as Op;
+      if (local.kind === 'rename') Object.assign(local, { to: applierFor(local.to).path });
+      if (local.kind === 'link') Object.assign(local, { existing: applierFor(local.existing).path });
+      const localFixes = fixes.map((fix) => ({ ...fix, path: splitRoot(fix.path).path }));
+      try {
+        await applier.apply(local, localFixes);
+      } catch (error) {
+        // During a resync a live operation may name a path the resync has not brought yet; the
+        // resync reads it later (under the primary's operation lock), so skipping is safe.
+        const code = (error as ApplyError).code;
+        if (syncing && (code === 'ENOENT' || code === 'ENOTDIR')) return;
+        throw error;
+      }
+    };
+
+    const drain = async () => {
+      if (draining) return;
+      draining = true;
+      try {
+        while (queue.length > 0 && !failed) {
+          const work = queue.shift() as Work;
+          if (work.kind === 'op') {
+            await applyOne(work.op, work.fixes);
+            tracker.applied(work.seq);
+            this.lastApplied = work.seq;
+            scheduleAck();
+          } else if (work.kind === 'sums') {
+            const { applier, path } = applierFor(work.path);
+            const sums = await pathSums(applier.abs(path), work.path, work.blockBytes);
+            send(FrameType.sumsReply, work.id, encodeSumsReply(sums));
+          } else {
+            const { applier, path } = applierFor(work.path);
+            send(FrameType.listReply, work.id, encodeList(await listNames(applier.abs(path))));
+          }
+        }
+      } catch (error) {
+        fail(`secondary: ${(error as Error).message}`);
+      } finally {
+        draining = false;
+      }
+    };
+
+    const onFrame = (frame: Frame) => {
+      if (!authenticated) {
+        if (frame.type !== FrameType.hello) throw new Error(`expected hello, got frame type ${frame.type}`);
+        const hello = decodeHello(frame.body);
+        if (hello.version !== protocolVersion)
+          throw new Error(`protocol version ${hello.version}, expected ${protocolVersion}`);
+        if (hello.moduleName !== this.options.moduleName)
+          throw new Error(`module ${hello.moduleName}, expected ${this.options.moduleName}`);
+        const expected = clientMac(
+          this.options.replicationKey,
+          serverNonce,
+          hello.clientNonce,
+          hello.moduleName,
+        );
+        if (!macEquals(expected, hello.mac)) throw new Error('authentication failed (cluster key differs?)');
+        authenticated = true;
+        clearTimeout(handshakeTimer);
+        // One primary at a time: a reconnecting primary replaces the old connection.
+        if (this.current !== undefined && this.current !== socket)
+          this.current.destroy(new Error('replaced by a new connection'));
+        this.current = socket;
+        const mac = serverMac(this.options.replicationKey, serverNonce, hello.clientNonce, hello.moduleName);
+        send(
+          FrameType.welcome,
+          0n,
+          encodeWelcome({
+            mac,
+            lastSyncMs: this.options.state.state.lastSyncMs,
+            syncInProgress: this.options.state.state.syncInProgress,
+            suspectPaths: this.options.suspectPaths,
+          }),
+        );
+        this.emit('connected', `${hello.nodeName} ${socket.remoteAddress ?? ''}`);
+        return;
+      }
+      switch (frame.type) {
+        case FrameType.op: {
+          const { op, fixes } = decodeOp(frame.body);
+          tracker.received(frame.seq, isBarrier(op));
+          queue.push({ kind: 'op', seq: frame.seq, op, fixes });
+          break;
+        }
+        case FrameType.sumsRequest: {
+          const request = decodeSumsRequest(frame.body);
+          queue.push({ kind: 'sums', id: frame.seq, ...request });
+          break;
+        }
+        case FrameType.listRequest:
+          queue.push({ kind: 'list', id: frame.seq, path: decodeSumsRequest(frame.body).path });
+          break;
+        case FrameType.ping:
+          send(FrameType.pong, frame.seq, Buffer.alloc(0));
+          break;
+        default:
+          throw new Error(`unexpected frame type ${frame.type}`);
+      }
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      this.bytesReceived += chunk.length;
+      touchIdle();
+      try {
+        for (const frame of decoder.push(chunk)) onFrame(frame);
+      } catch (error) {
+        fail(`secondary: ${(error as Error).message}`);
+        socket.destroy();
+        return;
+      }
+      scheduleAck();
+      void drain();
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(handshakeTimer);
+      if (idleTimer !== undefined) clearTimeout(idleTimer);
+      if (this.current === socket) {
+        this.current = undefined;
+        // Every acknowledged write is here, so a dead primary leaves this node up to date; a
+        // primary that goes on ALONE says so in its heartbeats, and the automaton decides.
+        this.emit('peer-lost', `connection ${connectionId} closed`);
+      }
+    });
+  }
+}
+
+export function secondaryStateDir(stateRoot: string, moduleName: string): string {
+  return join(stateRoot, moduleName, 'replication');
+}
