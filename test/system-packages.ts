@@ -20,6 +20,7 @@ export const labSystemPackages: readonly SystemPackage[] = [
   { name: 'e2fsprogs', why: 'per-node lab disks (mkfs.ext4)' },
   { name: 'procps', why: 'pgrep and pkill for lab process faults' },
   { name: 'openssl', why: 'node certificates for the agent API' },
+  { name: 'libndp-tools', why: 'repeated IPv6 neighbour advertisements when a virtual IP moves' },
 ];
 
 export const allSystemPackages: readonly SystemPackage[] = [
