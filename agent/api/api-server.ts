@@ -35,7 +35,8 @@ import { certificateFingerprint, type TlsFiles } from './tls.ts';
 import { roleOfVerb } from './verb-roles.ts';
 import { proxyToNode } from './node-proxy.ts';
 import { type NodeTrust, writeTrust } from './node-trust.ts';
-import { applyClusterFile } from '../daemon/cluster-files.ts';
+import { applyClusterFile, clusterKeyFile } from '../daemon/cluster-files.ts';
+import { writeFileDurably } from '../daemon/durable-file.ts';
 import { createSnapshot } from './snapshot.ts';
 
 export const jsonBodyBytesMax = 1024 * 1024;
@@ -437,6 +438,12 @@ export class ApiServer {
               text = applyClusterFile(this.options.paths, file);
             } catch (error) {
               throw new HttpError(400, 'cluster configuration refused', (error as Error).message);
+            }
+            if (body.clusterKey !== undefined && body.clusterKey !== null) {
+              if (typeof body.clusterKey !== 'string' || !/^[0-9a-f]{64}$/i.test(body.clusterKey)) {
+                throw new HttpError(400, 'clusterKey must be 64 hex characters');
+              }
+              writeFileDurably(clusterKeyFile(this.options.paths), `${body.clusterKey}\n`, 0o600);
             }
             const trust = body.trust as NodeTrust | undefined;
             if (trust !== undefined) {

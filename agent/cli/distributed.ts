@@ -9,7 +9,7 @@ import { type NodeAnswer, requestNode } from '../api/node-client.ts';
 import { apiHttpsPortDefault } from '../api/node-proxy.ts';
 import { readTrust } from '../api/node-trust.ts';
 import { readModuleFolder, writeSafeBuffer } from '../config/package-io.ts';
-import { clusterFile, readClusterForValidation } from '../daemon/cluster-files.ts';
+import { clusterFile, clusterKeyFile, readClusterForValidation } from '../daemon/cluster-files.ts';
 import { nodePaths } from '../daemon/paths.ts';
 import { readJsonFile } from '../daemon/durable-file.ts';
 import { CliUsageError } from './module-commands.ts';
@@ -175,7 +175,13 @@ async function pushCluster(target: Target): Promise<Outcome> {
   const paths = nodePaths();
   const file = clusterFile(paths);
   if (!existsSync(file)) throw new Error(`no cluster configuration to push (${file})`);
-  const body = JSON.stringify({ clusterXml: readFileSync(file, 'utf8'), trust: readTrust(paths) });
+  const keyFile = clusterKeyFile(paths);
+  const clusterKey = existsSync(keyFile) ? readFileSync(keyFile, 'utf8').trim() : null;
+  const body = JSON.stringify({
+    clusterXml: readFileSync(file, 'utf8'),
+    trust: readTrust(paths),
+    clusterKey,
+  });
   const answer = await call(target, 'PUT', '/api/v1/cluster/config', Buffer.from(body), 'application/json');
   return answer.status === 200
     ? { target, ok: true, text: 'cluster configuration and node trust applied' }

@@ -88,6 +88,12 @@ export interface LeaseRelease {
   seq: number;
   /** The claim of that grant was never written under: the arbitrator may forget it. */
   unusedClaim: boolean;
+  /**
+   * Disowns this claim of the node, whichever grant made it: the node's persisted history, which
+   * records a generation before anything is written under it, proves it was never used. Null in
+   * an ordinary release.
+   */
+  disown: Generation | null;
 }
 
 /** `unreachable` is the node's own conclusion when the arbitrator does not answer. */
@@ -108,7 +114,11 @@ export type LeaseReply =
   /** Answers every release, so a node can stop sending it. */
   | { type: 'leaseReleased'; module: string; node: string; incarnation: number; seq: number };
 
-export function describeRefusal(reason: LeaseRefusal, holder: string | null, registered: Generation | null): string {
+export function describeRefusal(
+  reason: LeaseRefusal,
+  holder: string | null,
+  registered: Generation | null,
+): string {
   switch (reason) {
     case 'held':
       return `the lease is held by ${holder ?? 'another node'}`;
@@ -131,13 +141,15 @@ export interface LeaseClient {
   pending: { seq: number; sentAtMs: number; claim: Generation | null } | null;
   /** The latest grant: authority until validUntilMs on this node's clock. */
   grant: { seq: number; validUntilMs: number; claim: Generation | null } | null;
-  refusal: { reason: LeaseRefusal; message: string; atMs: number } | null;
-  /** An unused claim given back: sent again until the arbitrator answers. */
-  releasing: { seq: number; sentAtMs: number } | null;
+  refusal: { reason: LeaseRefusal; message: string; atMs: number; registered: Generation | null } | null;
+  /** The claim carried by request `seq` (the last one sent). */
+  sentClaim: Generation | null;
+  /** An unused claim given back (or disowned): sent again until the arbitrator answers. */
+  releasing: { seq: number; sentAtMs: number; disown: Generation | null } | null;
 }
 
 export function initialLeaseClient(): LeaseClient {
-  return { seq: 0, pending: null, grant: null, refusal: null, releasing: null };
+  return { seq: 0, pending: null, grant: null, refusal: null, sentClaim: null, releasing: null };
 }
 
 export function leaseValid(client: LeaseClient, nowMs: number): boolean {
@@ -171,7 +183,13 @@ export function requestLease(
   const seq = client.seq + 1;
   return {
     // A new request supersedes an unanswered release: the arbitrator orders them by seq.
-    client: { ...client, seq, pending: { seq, sentAtMs: nowMs, claim: ask.claim }, releasing: null },
+    client: {
+      ...client,
+      seq,
+      pending: { seq, sentAtMs: nowMs, claim: ask.claim },
+      sentClaim: ask.claim,
+      releasing: null,
+    },
     request: { type: 'leaseRequest', ...identity, seq, ...ask },
   };
 }
@@ -185,13 +203,20 @@ export function markUnreachable(client: LeaseClient, nowMs: number): LeaseClient
   return {
     ...client,
     pending: null,
-    refusal: { reason: 'unreachable', message: describeRefusal('unreachable', null, null), atMs: nowMs },
+    refusal: {
+      reason: 'unreachable',
+      message: describeRefusal('unreachable', null, null),
+      atMs: nowMs,
+      registered: null,
+    },
   };
 }
 
 function replyMatches(reply: LeaseReply, identity: LeaseIdentity): boolean {
   return (
-    reply.node === identity.node && reply.module === identity.module && reply.incarnation === identity.incarnation
+    reply.node === identity.node &&
+    reply.module === identity.module &&
+    reply.incarnation === identity.incarnation
   );
 }
 
@@ -204,7 +229,8 @@ export function handleLeaseReply(
 ): { client: LeaseClient; outcome: 'granted' | 'refused' | 'released' | 'ignored' } {
   if (!replyMatches(reply, identity)) return { client, outcome: 'ignored' };
   if (reply.type === 'leaseReleased') {
-    if (client.releasing === null || client.releasing.seq !== reply.seq) return { client, outcome: 'ignored' };
+    if (client.releasing === null || client.releasing.seq !== reply.seq)
+      return { client, outcome: 'ignored' };
     return { client: { ...client, releasing: null }, outcome: 'released' };
   }
   // Only the answer to the request in flight counts: an old or duplicated answer says nothing
@@ -213,7 +239,11 @@ export function handleLeaseReply(
   if (pending === null || reply.seq !== pending.seq) return { client, outcome: 'ignored' };
   if (reply.type === 'leaseGranted') {
     // One request at a time, each sent after the last: a newer grant always ends later.
-    const grant = { seq: pending.seq, validUntilMs: pending.sentAtMs + holderLeaseMs(timing), claim: pending.claim };
+    const grant = {
+      seq: pending.seq,
+      validUntilMs: pending.sentAtMs + holderLeaseMs(timing),
+      claim: pending.claim,
+    };
     if (client.grant !== null && grant.validUntilMs < client.grant.validUntilMs) {
       throw new Error('lease grant for a request sent before the previous one');
     }
@@ -227,6 +257,7 @@ export function handleLeaseReply(
         reason: reply.reason,
         message: describeRefusal(reply.reason, reply.holder, reply.registered),
         atMs: nowMs,
+        registered: reply.registered,
       },
     },
     outcome: 'refused',
@@ -236,23 +267,51 @@ export function handleLeaseReply(
 /**
  * Gives the lease back after fencing; forgets the grant locally at once. The last sequence sent
  * is named: if the arbitrator granted it the release matches its records, if not it is ignored
- * there and the lease simply runs out. An unused claim is sent again until answered.
+ * there and the lease simply runs out. `uncommitted` is a claim never written under: only when
+ * the last request carried exactly that claim may the arbitrator forget it (an earlier grant's
+ * claim may have been written under). Such a release is sent again until answered.
  */
 export function releaseLease(
   client: LeaseClient,
   identity: LeaseIdentity,
-  unusedClaim: boolean,
+  uncommitted: Generation | null,
   nowMs: number,
 ): { client: LeaseClient; release: LeaseRelease } {
-  const release: LeaseRelease = { type: 'leaseRelease', ...identity, seq: client.seq, unusedClaim };
+  const unusedClaim = uncommitted !== null && sameGeneration(client.sentClaim, uncommitted);
+  const release: LeaseRelease = {
+    type: 'leaseRelease',
+    ...identity,
+    seq: client.seq,
+    unusedClaim,
+    disown: null,
+  };
   return {
     client: {
       ...client,
       pending: null,
       grant: null,
-      releasing: unusedClaim ? { seq: client.seq, sentAtMs: nowMs } : null,
+      releasing: unusedClaim ? { seq: client.seq, sentAtMs: nowMs, disown: null } : null,
     },
     release,
+  };
+}
+
+/**
+ * Tells the arbitrator that `claim`, a generation named after this node that it registered, was
+ * never written under (this node's persisted history lacks it). Needed when the node lost track
+ * of the request that made it (a crash) or asks again under another counter.
+ */
+export function disownClaim(
+  client: LeaseClient,
+  identity: LeaseIdentity,
+  claim: Generation,
+  nowMs: number,
+): { client: LeaseClient; release: LeaseRelease } {
+  if (claim.node !== identity.node) throw new Error('a node can only disown its own claims');
+  const seq = client.seq + 1;
+  return {
+    client: { ...client, seq, pending: null, releasing: { seq, sentAtMs: nowMs, disown: claim } },
+    release: { type: 'leaseRelease', ...identity, seq, unusedClaim: true, disown: claim },
   };
 }
 
@@ -266,8 +325,14 @@ export function releaseToResend(
   const releasing = client.releasing;
   if (releasing === null || nowMs < releasing.sentAtMs + timing.retryMs) return null;
   return {
-    client: { ...client, releasing: { seq: releasing.seq, sentAtMs: nowMs } },
-    release: { type: 'leaseRelease', ...identity, seq: releasing.seq, unusedClaim: true },
+    client: { ...client, releasing: { ...releasing, sentAtMs: nowMs } },
+    release: {
+      type: 'leaseRelease',
+      ...identity,
+      seq: releasing.seq,
+      unusedClaim: true,
+      disown: releasing.disown,
+    },
   };
 }
 
@@ -279,16 +344,29 @@ export interface GrantRef {
   seq: number;
 }
 
+export interface UnconfirmedClaim {
+  by: GrantRef;
+  /** The registered generation before the claim: the claimer's data when it asked, unless forced. */
+  fallback: Generation | null;
+  forced: boolean;
+}
+
+/** What the arbitrator keeps on disk per module, so a restart forgets no generation. */
+export interface ArbitratorDurable {
+  registered: Generation | null;
+  unconfirmedClaim: UnconfirmedClaim | null;
+}
+
 export interface ArbitratorModule {
   holder: (GrantRef & { expiresAtMs: number }) | null;
   /** The newest generation a holder may have written under. */
   registered: Generation | null;
   /**
    * The latest grant that claimed `registered` while nobody has yet been seen writing under it
-   * (a request whose data generation is `registered`), and what to go back to if that grant's
-   * claim is given back unused.
+   * (a request whose data generation is `registered`): what to go back to if that grant's claim
+   * is given back unused, and whether an administrator forced it.
    */
-  unconfirmedClaim: { by: GrantRef; fallback: Generation | null } | null;
+  unconfirmedClaim: UnconfirmedClaim | null;
   /** Highest (incarnation, seq) seen per node: older and repeated messages are dropped. */
   lastSeen: Record<string, { incarnation: number; seq: number }>;
 }
@@ -302,27 +380,38 @@ export interface ArbitratorState {
 export const arbitratorModulesMax = 1024;
 const nodesPerModuleMax = 8;
 
-/** `registered`: the newest generation per module, if the arbitrator kept it on disk. */
+/** `durable`: what the arbitrator kept on disk (arbitratorDurable) before it restarted. */
 export function initialArbitrator(
   nowMs: number,
   timing: LeaseTiming,
-  registered: Record<string, Generation | null> = {},
+  durable: Record<string, ArbitratorDurable> = {},
 ): ArbitratorState {
   const modules: Record<string, ArbitratorModule> = {};
-  for (const [module, generation] of Object.entries(registered)) {
-    modules[module] = { holder: null, registered: generation, unconfirmedClaim: null, lastSeen: {} };
+  for (const [module, entry] of Object.entries(durable)) {
+    modules[module] = {
+      holder: null,
+      registered: entry.registered,
+      unconfirmedClaim: entry.unconfirmedClaim,
+      lastSeen: {},
+    };
   }
   return { quietUntilMs: nowMs + timing.leaseMs, modules };
 }
 
-/** What the arbitrator should keep on disk: the newest generation of each module. */
-export function arbitratorRegistered(state: ArbitratorState): Record<string, Generation | null> {
-  const result: Record<string, Generation | null> = {};
-  for (const [module, entry] of Object.entries(state.modules)) result[module] = entry.registered;
+/** What the arbitrator must keep on disk, written before it sends the reply that changed it. */
+export function arbitratorDurable(state: ArbitratorState): Record<string, ArbitratorDurable> {
+  const result: Record<string, ArbitratorDurable> = {};
+  for (const [module, entry] of Object.entries(state.modules)) {
+    result[module] = { registered: entry.registered, unconfirmedClaim: entry.unconfirmedClaim };
+  }
   return result;
 }
 
-function isNewer(seen: { incarnation: number; seq: number } | undefined, incarnation: number, seq: number): boolean {
+function isNewer(
+  seen: { incarnation: number; seq: number } | undefined,
+  incarnation: number,
+  seq: number,
+): boolean {
   if (seen === undefined) return true;
   return incarnation > seen.incarnation || (incarnation === seen.incarnation && seq > seen.seq);
 }
@@ -365,8 +454,12 @@ export function arbitratorHandleRequest(
     unconfirmedClaim: null,
     lastSeen: {},
   };
-  if (!isNewer(module.lastSeen[request.node], request.incarnation, request.seq)) return { state, reply: null };
-  if (module.lastSeen[request.node] === undefined && Object.keys(module.lastSeen).length >= nodesPerModuleMax) {
+  if (!isNewer(module.lastSeen[request.node], request.incarnation, request.seq))
+    return { state, reply: null };
+  if (
+    module.lastSeen[request.node] === undefined &&
+    Object.keys(module.lastSeen).length >= nodesPerModuleMax
+  ) {
     return { state, reply: refusal(request, 'full', null, module.registered) };
   }
   const seen: ArbitratorModule = {
@@ -385,9 +478,16 @@ export function arbitratorHandleRequest(
     return { state: withModule(seen), reply: refusal(request, 'held', holder.node, seen.registered) };
   }
   const dataCurrent = seen.registered !== null && sameGeneration(seen.registered, request.dataGeneration);
-  const current =
-    dataCurrent ||
-    (!request.witness && (seen.registered === null || sameGeneration(seen.registered, request.claim)));
+  // The requester's own unconfirmed claim asked again (the first answer may have been lost):
+  // fine if it rests on the same data as then; a forced claim is granted again only if forced.
+  const pendingClaim = seen.unconfirmedClaim;
+  const ownClaim =
+    pendingClaim !== null &&
+    pendingClaim.by.node === request.node &&
+    !pendingClaim.forced &&
+    sameGeneration(seen.registered, request.claim) &&
+    sameGeneration(pendingClaim.fallback, request.dataGeneration);
+  const current = dataCurrent || ownClaim || (!request.witness && seen.registered === null);
   if (!current && !request.force) {
     return { state: withModule(seen), reply: refusal(request, 'stale', null, seen.registered) };
   }
@@ -396,7 +496,7 @@ export function arbitratorHandleRequest(
   if (dataCurrent) unconfirmedClaim = null;
   if (request.claim !== null) {
     if (!sameGeneration(request.claim, registered)) {
-      unconfirmedClaim = { by: ref, fallback: registered };
+      unconfirmedClaim = { by: ref, fallback: registered, forced: !current };
       registered = request.claim;
     } else if (unconfirmedClaim !== null && unconfirmedClaim.by.node === request.node) {
       // The same claim asked again: only the newest grant may give it back.
@@ -411,7 +511,13 @@ export function arbitratorHandleRequest(
   };
   return {
     state: withModule(granted),
-    reply: { type: 'leaseGranted', module: request.module, node: request.node, incarnation: request.incarnation, seq: request.seq },
+    reply: {
+      type: 'leaseGranted',
+      module: request.module,
+      node: request.node,
+      incarnation: request.incarnation,
+      seq: request.seq,
+    },
   };
 }
 
@@ -433,7 +539,10 @@ export function arbitratorHandleRelease(
   // A release also closes its sequence: the request it gives back, if it arrives after it
   // (reordered), is then dropped instead of granted.
   const seen = module.lastSeen[release.node];
-  if (isNewer(seen, release.incarnation, release.seq) && (seen !== undefined || Object.keys(module.lastSeen).length < nodesPerModuleMax)) {
+  if (
+    isNewer(seen, release.incarnation, release.seq) &&
+    (seen !== undefined || Object.keys(module.lastSeen).length < nodesPerModuleMax)
+  ) {
     next = {
       ...next,
       lastSeen: { ...next.lastSeen, [release.node]: { incarnation: release.incarnation, seq: release.seq } },
@@ -441,8 +550,15 @@ export function arbitratorHandleRelease(
   }
   // Only the holder's latest grant may be released: a delayed release must never end a newer lease.
   if (module.holder !== null && sameGrant(module.holder, ref)) next = { ...next, holder: null };
-  if (release.unusedClaim && next.unconfirmedClaim !== null && sameGrant(next.unconfirmedClaim.by, ref)) {
-    next = { ...next, registered: next.unconfirmedClaim.fallback, unconfirmedClaim: null };
+  const pending = next.unconfirmedClaim;
+  const disowned =
+    release.disown !== null &&
+    pending !== null &&
+    pending.by.node === release.node &&
+    release.disown.node === release.node &&
+    sameGeneration(next.registered, release.disown);
+  if (pending !== null && ((release.unusedClaim && sameGrant(pending.by, ref)) || disowned)) {
+    next = { ...next, registered: pending.fallback, unconfirmedClaim: null };
   }
   if (next === module) return { state, reply };
   return { state: { ...state, modules: { ...state.modules, [release.module]: next } }, reply };

@@ -8,15 +8,19 @@
 // looks at the peer's advert, the wait rules, the lease and the persisted data to pick the next
 // transition. All of it is level-triggered: re-running `decide` on the same inputs changes nothing.
 import {
-  type ArbitratorState as _Unused,
   handleLeaseReply,
   holderLeaseMs,
   initialLeaseClient,
+  type LeaseAsk,
   type LeaseIdentity,
   leaseConfirms,
+  leaseRequestTimedOut,
   leaseValid,
+  markUnreachable,
   promiseMs,
+  disownClaim,
   releaseLease,
+  releaseToResend,
   requestLease,
 } from './arbitrator-lease.ts';
 import { advanceJob, type Job, type Step, stepsMax } from './job.ts';
@@ -32,7 +36,13 @@ import {
   sameGeneration,
   wouldLoseWrites,
 } from './mirror-data.ts';
-import { type Candidate, electPrimary, eligible, splitBrainSurvivor } from './mirror-election.ts';
+import {
+  type Candidate,
+  type ElectionResult,
+  electPrimary,
+  eligible,
+  splitBrainSurvivor,
+} from './mirror-election.ts';
 import {
   aloneToPrimSteps,
   demoteSteps,
@@ -49,10 +59,10 @@ import {
   stopWaitSteps,
   swapInSteps,
   swapOutSteps,
-  leaveSteps,
   reachStopSteps,
 } from './mirror-steps.ts';
 import type {
+  AttachmentRef,
   CommandOptions,
   Effect,
   MirrorAction,
@@ -71,6 +81,11 @@ import type {
 import type { Readiness } from './states.ts';
 
 export type * from './mirror-types.ts';
+
+interface Outcome {
+  accepted: boolean;
+  message: string;
+}
 
 export interface MirrorStepResult {
   core: MirrorCore;
@@ -102,7 +117,8 @@ export function initialMirrorCore(
   persisted: MirrorPersisted = initialPersisted(),
   failover: 'on' | 'off' = 'on',
 ): MirrorCore {
-  if (!Number.isInteger(incarnation) || incarnation < 1) throw new Error('incarnation must be a positive integer');
+  if (!Number.isInteger(incarnation) || incarnation < 1)
+    throw new Error('incarnation must be a positive integer');
   assertPersisted(persisted);
   return {
     state: 'STOP',
@@ -125,9 +141,16 @@ export function initialMirrorCore(
     vip: false,
     replication: { role: 'none' },
     secondaryOf: null,
+    secondaryTenure: null,
+    tenure: 0,
     confirmedSecondary: null,
     confirmedBy: null,
+    attach: 0,
+    dropped: null,
+    served: null,
     handover: false,
+    swapNosync: false,
+    reintegratedEarly: false,
     swapRequest: null,
     autoSwapFor: null,
     failoverOffHold: false,
@@ -145,13 +168,20 @@ export function initialMirrorCore(
 // Reading the core
 
 /** What this node advertises in its heartbeats now. */
-export function advertOf(core: MirrorCore, settings: MirrorSettings): MirrorAdvert {
+/**
+ * What this node advertises in its heartbeats at `nowMs` (its clock, the send time). Past its
+ * authority a primary is fenced by its deadline even if the daemon has not run since (frozen):
+ * it no longer claims the primary role, so a stale claim never confuses its peer.
+ */
+export function advertOf(core: MirrorCore, settings: MirrorSettings, nowMs: number): MirrorAdvert {
+  const until = core.primary ? authorityUntilMs(core, settings) : null;
+  const primary = core.primary && (until === null || nowMs < until);
   return {
     node: settings.node,
     incarnation: core.incarnation,
     state: core.state,
     readiness: core.readiness,
-    primary: core.primary,
+    primary,
     uptodate: core.persisted.uptodate,
     lastPrim: core.persisted.lastPrim,
     reintegrating: core.persisted.reintegrating,
@@ -159,7 +189,11 @@ export function advertOf(core: MirrorCore, settings: MirrorSettings): MirrorAdve
     intent: core.state === 'WAIT' ? core.intent : null,
     electing: core.state === 'WAIT' && core.job === null && core.waitStatus.status === 'clear',
     secondaryOf: core.state === 'SECOND' ? core.secondaryOf : null,
+    secondaryTenure: core.state === 'SECOND' ? core.secondaryTenure : null,
+    tenure: core.primary ? core.tenure : 0,
     confirmedSecondary: core.primary ? core.confirmedSecondary : null,
+    attach: core.state === 'SECOND' ? core.attach : 0,
+    dropped: core.primary ? core.dropped : null,
     handover: core.handover,
     swapRequest: core.swapRequest !== null && core.state === 'SECOND',
     fullsyncPeer: core.primary && core.persisted.peerNeedsFullsync,
@@ -185,8 +219,11 @@ export function authorityUntilMs(core: MirrorCore, settings: MirrorSettings): nu
   return Math.max(leaseUntil, promiseUntil);
 }
 
-/** The next time the core must be ticked (lease renewal, retry, authority end), or null. */
-export function nextDeadlineMs(core: MirrorCore, settings: MirrorSettings): number | null {
+/**
+ * The next time, after `nowMs`, the core must be ticked: the end of authority, a lease renewal,
+ * a request or release to send again. Null: nothing is due (no arbitrator, or nothing pending).
+ */
+export function nextDeadlineMs(core: MirrorCore, settings: MirrorSettings, nowMs: number): number | null {
   const timing = settings.arbitrator;
   if (timing === null) return null;
   const deadlines: number[] = [];
@@ -194,12 +231,18 @@ export function nextDeadlineMs(core: MirrorCore, settings: MirrorSettings): numb
   if (core.primary) {
     const until = authorityUntilMs(core, settings);
     if (until !== null && Number.isFinite(until)) deadlines.push(until);
-    if (lease.grant !== null) deadlines.push(lease.grant.validUntilMs - holderLeaseMs(timing) + timing.renewMs);
+    if (lease.grant !== null && lease.pending === null && core.claim === null) {
+      deadlines.push(lease.grant.validUntilMs - holderLeaseMs(timing) + timing.renewMs);
+    }
   }
   if (lease.pending !== null) deadlines.push(lease.pending.sentAtMs + timing.retryMs);
-  if (lease.refusal !== null) deadlines.push(lease.refusal.atMs + timing.retryMs);
-  if (deadlines.length === 0) return null;
-  return Math.min(...deadlines);
+  else if (lease.refusal !== null && core.claim !== null) deadlines.push(lease.refusal.atMs + timing.retryMs);
+  if (lease.releasing !== null) deadlines.push(lease.releasing.sentAtMs + timing.retryMs);
+  let next: number | null = null;
+  for (const deadline of deadlines) {
+    if (deadline > nowMs && (next === null || deadline < next)) next = deadline;
+  }
+  return next;
 }
 
 function identity(core: MirrorCore, settings: MirrorSettings): LeaseIdentity {
@@ -269,7 +312,11 @@ function setReplication(ctx: Context, command: ReplicationCommand): void {
 }
 
 /** Runs a one-step job through job.ts so states and wait rules look exactly as elsewhere. */
-function runPlainStep(ctx: Context, step: Step, scriptRunning: boolean): { held: boolean; scriptRunning: boolean } {
+function runPlainStep(
+  ctx: Context,
+  step: Step,
+  scriptRunning: boolean,
+): { held: boolean; scriptRunning: boolean } {
   const job: Job = { verb: 'step', steps: [step], index: 0, scriptRunning };
   const advanced = advanceJob(ctx.core, job, component);
   ctx.core = advanced.host;
@@ -330,20 +377,27 @@ function applyEffect(ctx: Context, effect: Effect): boolean {
         claim = leaseClaimFor(ctx);
       }
       const forced = core.intent === 'primforce';
+      // From SECOND (failover, swap): stop applying the old primary's stream first.
+      if (core.replication.role === 'secondary') setReplication(ctx, { role: 'none' });
       setPersisted(ctx, {
         history: extendHistory(core.persisted.history, claim),
         uptodate: effect.target === 'ALONE',
         lastPrim: true,
         reintegrating: false,
-        peerNeedsFullsync: core.persisted.peerNeedsFullsync || forced || (core.intent === 'prim' && core.fullsync),
+        peerNeedsFullsync:
+          core.persisted.peerNeedsFullsync || forced || (core.intent === 'prim' && core.fullsync),
       });
       ctx.core = {
         ...ctx.core,
         primary: true,
+        tenure: ctx.core.tenure + 1,
         claim: null,
         secondaryOf: null,
+        secondaryTenure: null,
         confirmedBy: null,
         confirmedSecondary: null,
+        dropped: null,
+        served: null,
         handover: false,
         hold: null,
         failoverOffHold: false,
@@ -365,7 +419,8 @@ function applyEffect(ctx: Context, effect: Effect): boolean {
       return true;
     case 'replicationPrimary': {
       const generation = headOf(core.persisted.history);
-      if (generation === null || !core.primary) throw new Error('replication as primary without a generation');
+      if (generation === null || !core.primary)
+        throw new Error('replication as primary without a generation');
       setReplication(ctx, {
         role: 'primary',
         generation,
@@ -393,7 +448,7 @@ function applyEffect(ctx: Context, effect: Effect): boolean {
       });
       let lease = core.lease;
       if (ctx.settings.arbitrator !== null && (lease.grant !== null || lease.pending !== null)) {
-        const released = releaseLease(lease, identity(core, ctx.settings), claimPending);
+        const released = releaseLease(lease, identity(core, ctx.settings), core.claim, ctx.nowMs);
         lease = released.client;
         emit(ctx, { type: 'leaseRelease', release: released.release });
       }
@@ -403,6 +458,7 @@ function applyEffect(ctx: Context, effect: Effect): boolean {
         lease,
         claim: null,
         confirmedSecondary: null,
+        served: null,
         handover: effect.handover,
         demotePending: false,
         lastAuthorityMs: null,
@@ -414,29 +470,48 @@ function applyEffect(ctx: Context, effect: Effect): boolean {
       // The secondary is gone: what we write from now on is not on the peer. A new generation
       // marks it; with an arbitrator, writes wait until the arbitrator has recorded it.
       const claim = leaseClaimFor(ctx);
-      ctx.core = { ...core, confirmedSecondary: null, claim };
+      const advert = peerAdvert(core);
+      // The secondary we served, or one still advertising itself ours, is stale from now on: it
+      // must reintegrate again before it counts, whatever its advert says meanwhile.
+      const dropped =
+        core.served ??
+        (advert !== null && advert.state === 'SECOND' && advert.secondaryOf === core.incarnation
+          ? { incarnation: advert.incarnation, attach: advert.attach }
+          : core.dropped);
+      ctx.core = { ...core, confirmedSecondary: null, claim, dropped, served: null };
       setPersisted(ctx, { uptodate: false });
       if (ctx.settings.arbitrator === null) commitAloneGeneration(ctx);
+      // Asked at once: writes are blocked until the grant, the scripts can run meanwhile.
+      else ensureLease(ctx, claim, false, false);
       return true;
     }
     case 'confirmSecondary':
       // Persisted before the peer learns it is confirmed: from then on it may take over, so this
       // node must no longer believe, after a crash, that it alone has the newest data.
       setPersisted(ctx, { uptodate: false, peerNeedsFullsync: false });
-      ctx.core = { ...ctx.core, confirmedSecondary: effect.secondary, autoSwapFor: ctx.core.autoSwapFor };
+      ctx.core = { ...ctx.core, confirmedSecondary: effect.secondary };
       logE(ctx, 'E', `Remote node ${ctx.settings.peerNode} is SECOND up to date: replication in sync`);
       return true;
     case 'secondaryOn': {
-      setPersisted(ctx, {
-        uptodate: false,
-        lastPrim: false,
-        reintegrating: effect.reintegrate ? true : core.persisted.reintegrating,
-      });
-      ctx.core = { ...ctx.core, secondaryOf: null, confirmedBy: null, handover: false };
-      if (effect.primary !== null && effect.primaryHistory !== null) {
-        attachToPrimary(ctx, effect.primary, effect.primaryHistory, effect.fullsync, effect.reintegrate);
+      setPersisted(ctx, { uptodate: false, lastPrim: false });
+      ctx.core = {
+        ...ctx.core,
+        secondaryOf: null,
+        secondaryTenure: null,
+        confirmedBy: null,
+        handover: false,
+      };
+      if (effect.primary !== null && effect.primaryTenure !== null && effect.primaryHistory !== null) {
+        attachToPrimary(
+          ctx,
+          { incarnation: effect.primary, tenure: effect.primaryTenure },
+          effect.primaryHistory,
+          effect.fullsync,
+          effect.reintegrate,
+        );
       } else {
-        ctx.core = { ...ctx.core, handover: true, swapNosync: !effect.reintegrate } as MirrorCore;
+        // Swapped out: the peer takes the primary role, then we attach to it.
+        ctx.core = { ...ctx.core, handover: true, swapNosync: !effect.reintegrate };
       }
       return true;
     }
@@ -445,10 +520,15 @@ function applyEffect(ctx: Context, effect: Effect): boolean {
       if (core.state === 'SECOND' || core.secondaryOf !== null || core.confirmedBy !== null) {
         setPersisted(ctx, { uptodate: false, lastPrim: false });
       }
-      ctx.core = { ...ctx.core, secondaryOf: null, confirmedBy: null, swapRequest: null, handover: false };
-      return true;
-    case 'reintegrated':
-      finishReintegration(ctx);
+      ctx.core = {
+        ...ctx.core,
+        secondaryOf: null,
+        secondaryTenure: null,
+        confirmedBy: null,
+        swapRequest: null,
+        handover: false,
+        reintegratedEarly: false,
+      };
       return true;
     case 'stopped':
       ctx.core = {
@@ -464,9 +544,6 @@ function applyEffect(ctx: Context, effect: Effect): boolean {
         splitBrain: null,
       };
       return true;
-    case 'splitBrainLoser':
-      ctx.core = { ...core, splitBrain: null };
-      return true;
   }
 }
 
@@ -476,13 +553,18 @@ function commitAloneGeneration(ctx: Context): void {
   setPersisted(ctx, { history: extendHistory(ctx.core.persisted.history, claim), uptodate: true });
   ctx.core = { ...ctx.core, claim: null };
   logE(ctx, 'I', `Primary alone: data generation ${formatGeneration(claim)}`);
-  setReplication(ctx, { role: 'primary', generation: claim, secondary: null, fullsync: ctx.core.persisted.peerNeedsFullsync });
+  setReplication(ctx, {
+    role: 'primary',
+    generation: claim,
+    secondary: null,
+    fullsync: ctx.core.persisted.peerNeedsFullsync,
+  });
 }
 
 /** Starts replicating from `primary`; keeps aside local data the reintegration would overwrite. */
 function attachToPrimary(
   ctx: Context,
-  primary: number,
+  primary: { incarnation: number; tenure: number },
   primaryHistory: Generation[],
   fullsync: boolean,
   reintegrate: boolean,
@@ -496,21 +578,33 @@ function attachToPrimary(
     emit(ctx, { type: 'keepAside', generation: head, reason });
     logE(ctx, 'C', `Data kept aside: ${reason}`);
     // The data kept aside no longer counts as this node's: it must reintegrate fully.
-    setPersisted(ctx, { reintegrating: true });
     fullsync = true;
     reintegrate = true;
   }
-  ctx.core = { ...ctx.core, secondaryOf: primary, handover: false };
+  // From here the local data is being rewritten: inconsistent until the reintegration ends.
+  if (reintegrate) setPersisted(ctx, { reintegrating: true });
+  ctx.core = {
+    ...ctx.core,
+    secondaryOf: primary.incarnation,
+    secondaryTenure: primary.tenure,
+    attach: ctx.core.attach + 1,
+    handover: false,
+    swapNosync: false,
+    reintegratedEarly: false,
+  };
   setReplication(ctx, {
     role: 'secondary',
-    primary,
+    primary: primary.incarnation,
+    attach: ctx.core.attach,
     fullsync: fullsync || ctx.core.fullsync,
     reintegrate,
   });
-  if (!ctx.settings.replication) finishReintegration(ctx);
+  // Without <rfs> there is nothing to copy: in sync as soon as the transition is over.
+  if (!ctx.settings.replication) ctx.core = { ...ctx.core, reintegratedEarly: true };
 }
 
 function finishReintegration(ctx: Context): void {
+  ctx.core = { ...ctx.core, reintegratedEarly: false };
   if (ctx.core.state !== 'SECOND' || ctx.core.secondaryOf === null) return;
   setPersisted(ctx, { reintegrating: false });
   ctx.core = { ...ctx.core, fullsync: false };
@@ -610,7 +704,10 @@ function planCommand(core: MirrorCore, verb: MirrorVerb, options: CommandOptions
     case 'forcestop':
       return core.state === 'STOP' ? 'module is already stopped' : reachStopSteps('stop');
     case 'restart':
-      if ((core.state === 'PRIM' || core.state === 'ALONE' || core.state === 'SECOND') && core.readiness === 'Ready') {
+      if (
+        (core.state === 'PRIM' || core.state === 'ALONE' || core.state === 'SECOND') &&
+        core.readiness === 'Ready'
+      ) {
         return restartSteps(core.state);
       }
       return `restart is not possible in state ${core.state} (${core.readiness})`;
@@ -622,41 +719,54 @@ function planCommand(core: MirrorCore, verb: MirrorVerb, options: CommandOptions
         ...startSteps({ type: 'intent', intent: 'start', fullsync: false, failoverOffHold: false }),
       ];
     case 'wait':
-      if (core.state === 'PRIM' || core.state === 'ALONE' || core.state === 'SECOND') return stopWaitSteps(core.state);
+      if (core.state === 'PRIM' || core.state === 'ALONE' || core.state === 'SECOND')
+        return stopWaitSteps(core.state);
       return `wait is not possible in state ${core.state}`;
     case 'swap':
       return 'swap';
   }
 }
 
-function swapCommand(ctx: Context, options: CommandOptions, origin: Origin): MirrorStepResult | null {
+/** `swap`: the primary starts it; a secondary asks its primary through its advert. */
+function swapCommand(
+  ctx: Context,
+  options: CommandOptions,
+  origin: Origin,
+): 'started' | 'requested' | 'refused' {
   const core = ctx.core;
   const advert = peerAdvert(core);
-  const pairReady =
-    advert !== null &&
-    ((core.state === 'PRIM' &&
-      core.readiness === 'Ready' &&
-      advert.state === 'SECOND' &&
-      advert.readiness === 'Ready' &&
-      core.confirmedSecondary === advert.incarnation) ||
-      (core.state === 'SECOND' &&
-        core.readiness === 'Ready' &&
-        advert.state === 'PRIM' &&
-        advert.readiness === 'Ready' &&
-        core.confirmedBy === advert.incarnation));
-  if (!pairReady) return null;
-  if (core.state === 'PRIM') {
+  if (advert === null) return 'refused';
+  if (
+    core.state === 'PRIM' &&
+    core.readiness === 'Ready' &&
+    advert.state === 'SECOND' &&
+    advert.readiness === 'Ready' &&
+    core.confirmedSecondary === advert.incarnation
+  ) {
     logE(ctx, 'U', `Action swap ${describeOrigin(origin)}`);
-    startJob(ctx, 'swap', swapOutSteps(origin.kind === 'rule' ? origin.rule : 'admin', options.nosync === true));
-    ctx.core = { ...ctx.core, swapRequest: null };
-    return null;
+    ctx.core = { ...ctx.core, autoSwapFor: advert.incarnation };
+    startJob(
+      ctx,
+      'swap',
+      swapOutSteps(origin.kind === 'rule' ? origin.rule : 'admin', options.nosync === true),
+    );
+    return 'started';
   }
-  logE(ctx, 'U', `Action swap ${describeOrigin(origin)} (asked to the primary)`);
-  ctx.core = { ...ctx.core, swapRequest: { nosync: options.nosync === true, origin } };
-  return { core: ctx.core, actions: ctx.actions, accepted: true, message: 'swap requested from the primary' };
+  if (
+    core.state === 'SECOND' &&
+    core.readiness === 'Ready' &&
+    advert.state === 'PRIM' &&
+    advert.readiness === 'Ready' &&
+    core.confirmedBy === advert.incarnation
+  ) {
+    logE(ctx, 'U', `Action swap ${describeOrigin(origin)} (asked to the primary)`);
+    ctx.core = { ...ctx.core, swapRequest: { nosync: options.nosync === true, origin } };
+    return 'requested';
+  }
+  return 'refused';
 }
 
-function handleCommand(ctx: Context, event: Extract<MirrorEvent, { type: 'command' }>): MirrorStepResult {
+function handleCommand(ctx: Context, event: Extract<MirrorEvent, { type: 'command' }>): Outcome {
   let verb = event.verb;
   let origin = event.origin;
   const options = event.options ?? {};
@@ -677,12 +787,7 @@ function handleCommand(ctx: Context, event: Extract<MirrorEvent, { type: 'comman
     }
   }
   ctx.core = { ...ctx.core, maxloop };
-  const refuse = (message: string): MirrorStepResult => ({
-    core: ctx.core,
-    actions: ctx.actions,
-    accepted: false,
-    message,
-  });
+  const refuse = (message: string): Outcome => ({ accepted: false, message });
   const isStop = verb === 'stop' || verb === 'forcestop';
   const isStart = verb === 'start' || verb === 'prim' || verb === 'second' || verb === 'primforce';
   const job = ctx.core.job;
@@ -698,20 +803,22 @@ function handleCommand(ctx: Context, event: Extract<MirrorEvent, { type: 'comman
     logE(ctx, 'U', `Action ${verb} ${describeOrigin(origin)} (queued)`);
     if (verb === 'forcestop') emit(ctx, { type: 'killScript' });
     emit(ctx, { type: 'persist' });
-    return { core: ctx.core, actions: ctx.actions, accepted: true, message: `${verb} queued after ${job.verb}` };
+    return { accepted: true, message: `${verb} queued after ${job.verb}` };
   }
   if (verb === 'swap') {
-    const requested = swapCommand(ctx, options, origin);
-    if (requested !== null) return requested;
-    if (ctx.core.job === null) return refuse('swap needs this node and its peer in PRIM (Ready) and SECOND (Ready)');
+    const outcome = swapCommand(ctx, options, origin);
+    if (outcome === 'refused')
+      return refuse('swap needs this node and its peer in PRIM (Ready) and SECOND (Ready)');
     settle(ctx);
-    return { core: ctx.core, actions: [...ctx.actions, { type: 'persist' }], accepted: true, message: 'swap accepted' };
+    emit(ctx, { type: 'persist' });
+    return {
+      accepted: true,
+      message: outcome === 'started' ? 'swap accepted' : 'swap requested from the primary',
+    };
   }
   const plan = planCommand(ctx.core, verb, options);
   if (typeof plan === 'string') {
-    if (isStop && ctx.core.state === 'STOP') {
-      return { core: ctx.core, actions: ctx.actions, accepted: true, message: plan };
-    }
+    if (isStop && ctx.core.state === 'STOP') return { accepted: true, message: plan };
     return refuse(plan);
   }
   logE(ctx, 'U', `Action ${verb} ${describeOrigin(origin)}`);
@@ -719,18 +826,19 @@ function handleCommand(ctx: Context, event: Extract<MirrorEvent, { type: 'comman
   if (verb === 'forcestop') emit(ctx, { type: 'killScript' });
   startJob(ctx, verb, plan);
   settle(ctx);
-  return {
-    core: ctx.core,
-    actions: [...ctx.actions, { type: 'persist' }],
-    accepted: true,
-    message: `${verb} accepted`,
-  };
+  emit(ctx, { type: 'persist' });
+  return { accepted: true, message: `${verb} accepted` };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Decisions while resting
 
-function holdWait(ctx: Context, readiness: Readiness, reason: string, messages: readonly string[] = []): void {
+function holdWait(
+  ctx: Context,
+  readiness: Readiness,
+  reason: string,
+  messages: readonly string[] = [],
+): void {
   if (ctx.core.hold !== reason) {
     ctx.core = { ...ctx.core, hold: reason };
     for (const message of messages) logE(ctx, 'E', message);
@@ -756,37 +864,64 @@ type LeaseStatus = 'granted' | 'waiting' | 'refused';
 function ensureLease(ctx: Context, claim: Generation, force: boolean, witness: boolean): LeaseStatus {
   const timing = ctx.settings.arbitrator;
   if (timing === null) return 'granted';
-  const lease = ctx.core.lease;
+  let lease = ctx.core.lease;
   if (leaseConfirms(lease, claim, ctx.nowMs)) return 'granted';
-  if (lease.pending !== null && ctx.nowMs < lease.pending.sentAtMs + timing.retryMs) return 'waiting';
+  if (lease.pending !== null) {
+    if (!leaseRequestTimedOut(lease, timing, ctx.nowMs)) return 'waiting';
+    lease = markUnreachable(lease, ctx.nowMs);
+    ctx.core = { ...ctx.core, lease };
+  }
   if (lease.refusal !== null && ctx.nowMs < lease.refusal.atMs + timing.retryMs) return 'refused';
-  const dataGeneration = headOf(ctx.core.persisted.history);
-  // A node that is not up to date by its own flag asks the arbitrator to witness that its data
-  // is the newest registered one: the request then names its own generation as the claim's base.
-  const requested = requestLease(
-    lease,
-    identity(ctx.core, ctx.settings),
-    dataGeneration,
-    claim,
-    force,
-    ctx.nowMs,
-  );
+  const ask: LeaseAsk = { dataGeneration: headOf(ctx.core.persisted.history), claim, force, witness };
+  const requested = requestLease(lease, identity(ctx.core, ctx.settings), ask, ctx.nowMs);
   ctx.core = { ...ctx.core, lease: requested.client };
-  emit(ctx, { type: 'leaseRequest', request: { ...requested.request, witness } as typeof requested.request });
+  emit(ctx, { type: 'leaseRequest', request: requested.request });
   return lease.refusal !== null ? 'refused' : 'waiting';
 }
 
-/** Forgets a claim that will not be used, giving back the lease that recorded it. */
+/** Forgets a claim that will not be used, giving back the lease that may have recorded it. */
 function dropClaim(ctx: Context): void {
   const core = ctx.core;
   if (core.claim === null || core.primary) return;
   let lease = core.lease;
   if (ctx.settings.arbitrator !== null && (lease.grant !== null || lease.pending !== null)) {
-    const released = releaseLease(lease, identity(core, ctx.settings), true);
+    const released = releaseLease(lease, identity(core, ctx.settings), core.claim, ctx.nowMs);
     lease = released.client;
     emit(ctx, { type: 'leaseRelease', release: released.release });
   }
   ctx.core = { ...ctx.core, claim: null, lease };
+}
+
+/**
+ * Lease messages every node sends whatever its role: an unused claim is given back until
+ * answered, and a claim of ours the arbitrator still registers though our persisted history
+ * proves we never wrote under it (we crashed before using it, or now claim another counter) is
+ * disowned, so the arbitrator falls back to the generation before it.
+ */
+function leaseUpkeep(ctx: Context): void {
+  const timing = ctx.settings.arbitrator;
+  if (timing === null) return;
+  const refusal = ctx.core.lease.refusal;
+  const registered = refusal?.registered ?? null;
+  if (
+    refusal?.reason === 'stale' &&
+    registered !== null &&
+    registered.node === ctx.settings.node &&
+    !ctx.core.primary &&
+    ctx.core.lease.releasing === null &&
+    !ctx.core.persisted.history.some((generation) => sameGeneration(generation, registered))
+  ) {
+    const disowned = disownClaim(ctx.core.lease, identity(ctx.core, ctx.settings), registered, ctx.nowMs);
+    ctx.core = { ...ctx.core, lease: { ...disowned.client, refusal: null } };
+    logE(ctx, 'I', `Arbitrator: claim ${formatGeneration(registered)} was never written under: disowned`);
+    emit(ctx, { type: 'leaseRelease', release: disowned.release });
+    return;
+  }
+  const resend = releaseToResend(ctx.core.lease, identity(ctx.core, ctx.settings), timing, ctx.nowMs);
+  if (resend !== null) {
+    ctx.core = { ...ctx.core, lease: resend.client };
+    emit(ctx, { type: 'leaseRelease', release: resend.release });
+  }
 }
 
 type RoleChoice =
@@ -796,7 +931,9 @@ type RoleChoice =
   | { kind: 'abort'; message: string };
 
 function primaryReady(advert: MirrorAdvert): boolean {
-  return advert.primary && (advert.state === 'ALONE' || advert.state === 'PRIM') && advert.readiness === 'Ready';
+  return (
+    advert.primary && (advert.state === 'ALONE' || advert.state === 'PRIM') && advert.readiness === 'Ready'
+  );
 }
 
 function chooseRole(core: MirrorCore, settings: MirrorSettings): RoleChoice {
@@ -811,9 +948,16 @@ function chooseRole(core: MirrorCore, settings: MirrorSettings): RoleChoice {
   }
   if (intent === 'prim' || intent === 'primforce') {
     if (advert?.primary) {
-      return { kind: 'abort', message: `Requested ${intent} start aborted: the remote node is already primary` };
+      return {
+        kind: 'abort',
+        message: `Requested ${intent} start aborted: the remote node is already primary`,
+      };
     }
-    if (advert !== null && advert.state === 'WAIT' && (advert.intent === 'prim' || advert.intent === 'primforce')) {
+    if (
+      advert !== null &&
+      advert.state === 'WAIT' &&
+      (advert.intent === 'prim' || advert.intent === 'primforce')
+    ) {
       if (settings.peerNode < settings.node) {
         return { kind: 'hold', readiness: 'NotReady', reason: 'prim requested on both nodes' };
       }
@@ -830,10 +974,21 @@ function chooseRole(core: MirrorCore, settings: MirrorSettings): RoleChoice {
       return { kind: 'hold', readiness: 'NotReady', reason: 'Failover-off configured' };
     }
     if (core.persisted.reintegrating) {
-      return { kind: 'hold', readiness: 'NotReady', reason: 'data inconsistent', messages: inconsistentMessages };
+      return {
+        kind: 'hold',
+        readiness: 'NotReady',
+        reason: 'data inconsistent',
+        messages: inconsistentMessages,
+      };
     }
     if (core.persisted.uptodate && eligible(me)) {
-      return { kind: 'primary', target: 'ALONE', force: false, witness: false, why: 'up to date, remote UNKNOWN' };
+      return {
+        kind: 'primary',
+        target: 'ALONE',
+        force: false,
+        witness: false,
+        why: 'up to date, remote UNKNOWN',
+      };
     }
     if (settings.arbitrator !== null && eligible(me)) {
       // The arbitrator knows the newest generation: it can vouch for our data.
@@ -854,7 +1009,13 @@ function chooseRole(core: MirrorCore, settings: MirrorSettings): RoleChoice {
   // The peer is STOP or WAIT: the election (M6), or a lone start (M4) when it cannot lead.
   const them = candidateOf(advert.node, advert);
   const result = electPrimary(me, them, settings.defaultPrimary);
-  const peerCanLead = advert.state === 'WAIT' && advert.electing && advert.intent !== 'second';
+  // An elected peer held NotReady (e.g. refused by the arbitrator) may never lead: with an
+  // arbitrator, trying ourselves is safe (the lease is exclusive); without one we wait for it.
+  const peerCanLead =
+    advert.state === 'WAIT' &&
+    advert.electing &&
+    advert.intent !== 'second' &&
+    (settings.arbitrator === null || advert.readiness === 'Transient');
   const peerJoins = advert.state === 'WAIT' && advert.electing;
   const order = compareData(me.history, them.history);
   if (result.winner === settings.node) {
@@ -871,14 +1032,36 @@ function chooseRole(core: MirrorCore, settings: MirrorSettings): RoleChoice {
   }
   if (result.winner === advert.node) {
     if (peerCanLead) {
-      return { kind: 'hold', readiness: 'Transient', reason: `the remote node is elected primary (${result.reason})` };
+      return {
+        kind: 'hold',
+        readiness: 'Transient',
+        reason: `the remote node is elected primary (${result.reason})`,
+      };
     }
-    if (eligible(me) && (order === 'equal' || order === 'newer') && !core.failoverOffHold) {
-      return { kind: 'primary', target: 'ALONE', force: false, witness: false, why: 'remote node cannot start' };
+    if (eligible(me) && !core.failoverOffHold) {
+      if (order === 'equal' || order === 'newer') {
+        return {
+          kind: 'primary',
+          target: 'ALONE',
+          force: false,
+          witness: false,
+          why: 'remote node cannot start',
+        };
+      }
+      if (settings.arbitrator !== null) {
+        // Forked or older data and the elected peer cannot lead (refused by the arbitrator):
+        // the arbitrator knows which generation was written last and grants only its owner.
+        return { kind: 'primary', target: 'ALONE', force: false, witness: true, why: 'arbitrator witness' };
+      }
     }
   }
   if (core.persisted.reintegrating) {
-    return { kind: 'hold', readiness: 'NotReady', reason: 'data inconsistent', messages: inconsistentMessages };
+    return {
+      kind: 'hold',
+      readiness: 'NotReady',
+      reason: 'data inconsistent',
+      messages: inconsistentMessages,
+    };
   }
   return { kind: 'hold', readiness: 'NotReady', reason: 'not up to date', messages: notUptodateMessages };
 }
@@ -905,7 +1088,12 @@ function decideWait(ctx: Context): void {
       dropClaim(ctx);
       ctx.core = { ...ctx.core, hold: null };
       const fullsync = ctx.core.fullsync || choice.advert.fullsyncPeer;
-      startJob(ctx, 'second', enterSecondSteps(choice.advert.incarnation, choice.advert.history, fullsync));
+      const primary = choice.advert;
+      startJob(
+        ctx,
+        'second',
+        enterSecondSteps(primary.incarnation, primary.tenure, primary.history, fullsync),
+      );
       return;
     }
     case 'primary': {
@@ -919,7 +1107,8 @@ function decideWait(ctx: Context): void {
         }
         if (status === 'refused') {
           const refusal = ctx.core.lease.refusal;
-          const message = refusal === null ? 'lease refused' : `Arbitrator refused the lease: ${refusal.message}`;
+          const message =
+            refusal === null ? 'lease refused' : `Arbitrator refused the lease: ${refusal.message}`;
           holdWait(ctx, 'NotReady', message, [message]);
           return;
         }
@@ -938,17 +1127,45 @@ function primaryGone(core: MirrorCore): string | null {
   if (peer.status === 'unknown') return 'no heartbeat';
   if (peer.status !== 'up') return null;
   if (peer.incarnation !== core.secondaryOf) return 'remote stop';
+  // The primary left its role and took it again: another tenure, which we never attached to.
+  if (peer.advert.primary && peer.advert.tenure !== core.secondaryTenure) return 'remote stop';
   if (!peer.advert.primary) return 'remote stop';
   return null;
+}
+
+/** Takes the primary role from SECOND, with a lease first when an arbitrator is configured. */
+function promoteFromSecond(ctx: Context, verb: 'alone' | 'swap', steps: MirrorStep[], what: string): void {
+  if (ctx.settings.arbitrator !== null) {
+    const claim = ctx.core.claim ?? leaseClaimFor(ctx);
+    ctx.core = { ...ctx.core, claim };
+    const status = ensureLease(ctx, claim, false, false);
+    if (status === 'waiting') return;
+    if (status === 'refused') {
+      const refusal = ctx.core.lease.refusal;
+      logE(ctx, 'E', `${what} refused by the arbitrator: ${refusal?.message ?? 'lease refused'}`);
+      dropClaim(ctx);
+      startJob(ctx, 'wait', stopWaitSteps('SECOND'));
+      return;
+    }
+  }
+  startJob(ctx, verb, steps);
 }
 
 function decideSecond(ctx: Context): void {
   const core = ctx.core;
   const advert = peerAdvert(core);
+  if (core.reintegratedEarly && core.job === null) finishReintegration(ctx);
   if (core.secondaryOf === null) {
-    // After swapping out: waiting for the peer to take the primary role.
+    // Swapped out: waiting for the peer to take the primary role.
     if (advert !== null && primaryReady(advert)) {
-      attachToPrimary(ctx, advert.incarnation, advert.history, advert.fullsyncPeer, !(core as { swapNosync?: boolean }).swapNosync);
+      attachToPrimary(
+        ctx,
+        { incarnation: advert.incarnation, tenure: advert.tenure },
+        advert.history,
+        advert.fullsyncPeer,
+        !core.swapNosync,
+      );
+      if (ctx.core.reintegratedEarly) finishReintegration(ctx);
       return;
     }
     const swappingIn = advert !== null && (advert.state === 'SECOND' || advert.primary);
@@ -960,9 +1177,17 @@ function decideSecond(ctx: Context): void {
   }
   const gone = primaryGone(core);
   if (gone !== null) {
-    if (advert !== null && advert.handover && advert.state === 'SECOND' && core.readiness === 'Ready') {
+    dropSwapRequest(ctx);
+    const confirmed = core.confirmedBy === core.secondaryOf;
+    if (
+      advert !== null &&
+      advert.handover &&
+      advert.state === 'SECOND' &&
+      core.readiness === 'Ready' &&
+      confirmed
+    ) {
       // M12: the primary released its role to us.
-      swapIn(ctx, advert);
+      promoteFromSecond(ctx, 'swap', swapInSteps(core.swapRequest !== null ? 'admin' : 'remote'), 'Swap');
       return;
     }
     if (core.readiness !== 'Ready') {
@@ -971,7 +1196,7 @@ function decideSecond(ctx: Context): void {
       startJob(ctx, 'wait', stopWaitSteps('SECOND'));
       return;
     }
-    if (core.confirmedBy !== core.secondaryOf) {
+    if (!confirmed) {
       logE(ctx, 'E', `Remote primary lost (${gone}) before it confirmed this node in sync`);
       startJob(ctx, 'wait', stopWaitSteps('SECOND'));
       return;
@@ -980,18 +1205,29 @@ function decideSecond(ctx: Context): void {
       startJob(ctx, 'stopstart', failoverOffSteps());
       return;
     }
-    failover(ctx, gone);
+    promoteFromSecond(ctx, 'alone', failoverSteps(gone), 'Failover');
     return;
   }
+  dropClaim(ctx);
   if (advert === null) return;
   // The primary is there.
+  const dropped = advert.dropped;
+  if (dropped !== null && dropped.incarnation === core.incarnation && dropped.attach === core.attach) {
+    logE(ctx, 'E', `Remote node ${advert.node} continues without this node: resynchronising`);
+    startJob(ctx, 'wait', stopWaitSteps('SECOND'));
+    return;
+  }
   if (advert.confirmedSecondary === core.incarnation && core.confirmedBy !== advert.incarnation) {
     if (core.readiness === 'Ready') {
       // Adopted only now: before the primary recorded us as in sync, our data could be older
       // than what it wrote meanwhile under the same generation.
       setPersisted(ctx, { history: advert.history.slice(-historyMax) });
       ctx.core = { ...ctx.core, confirmedBy: advert.incarnation };
-      logE(ctx, 'I', `In sync with ${advert.node}: data generation ${formatGeneration(headOf(advert.history))}`);
+      logE(
+        ctx,
+        'I',
+        `In sync with ${advert.node}: data generation ${formatGeneration(headOf(advert.history))}`,
+      );
     }
     return;
   }
@@ -1002,54 +1238,44 @@ function decideSecond(ctx: Context): void {
   }
 }
 
-function swapIn(ctx: Context, advert: MirrorAdvert): void {
-  if (ctx.settings.arbitrator !== null) {
-    const claim = ctx.core.claim ?? leaseClaimFor(ctx);
-    ctx.core = { ...ctx.core, claim };
-    const status = ensureLease(ctx, claim, false, false);
-    if (status === 'waiting') return;
-    if (status === 'refused') {
-      const refusal = ctx.core.lease.refusal;
-      logE(ctx, 'E', `Swap aborted: ${refusal?.message ?? 'lease refused'}`);
-      startJob(ctx, 'wait', stopWaitSteps('SECOND'));
-      return;
-    }
-  }
-  const cause = ctx.core.swapRequest !== null ? 'admin' : 'remote';
-  void advert;
-  startJob(ctx, 'swap', swapInSteps(cause));
+function sameAttachment(a: AttachmentRef | null, b: AttachmentRef | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.incarnation === b.incarnation && a.attach === b.attach;
 }
 
-function failover(ctx: Context, cause: string): void {
-  if (ctx.settings.arbitrator !== null) {
-    const claim = ctx.core.claim ?? leaseClaimFor(ctx);
-    ctx.core = { ...ctx.core, claim };
-    const status = ensureLease(ctx, claim, false, false);
-    if (status === 'waiting') return;
-    if (status === 'refused') {
-      const refusal = ctx.core.lease.refusal;
-      logE(ctx, 'E', `Failover refused by the arbitrator: ${refusal?.message ?? 'lease refused'}`);
-      startJob(ctx, 'wait', stopWaitSteps('SECOND'));
-      return;
-    }
+function dropSwapRequest(ctx: Context): void {
+  if (ctx.core.swapRequest !== null && ctx.core.state !== 'SECOND')
+    ctx.core = { ...ctx.core, swapRequest: null };
+}
+
+/** The peer that a PRIM without confirmed secondary is waiting for: it is about to join. */
+function joining(advert: MirrorAdvert, incarnation: number, tenure: number): boolean {
+  if (advert.state === 'WAIT') return advert.electing && !advert.primary;
+  if (advert.state === 'SECOND') {
+    return (
+      advert.secondaryOf === null || (advert.secondaryOf === incarnation && advert.secondaryTenure === tenure)
+    );
   }
-  startJob(ctx, 'alone', failoverSteps(cause));
+  return false;
 }
 
 function decidePrimary(ctx: Context): void {
-  const core = ctx.core;
-  const advert = peerAdvert(core);
+  const advert = peerAdvert(ctx.core);
   const settings = ctx.settings;
-  if (core.claim !== null) {
+  if (ctx.core.claim !== null) {
     // PRIM -> ALONE with an arbitrator: writes resume once the new generation is recorded.
-    const status = ensureLease(ctx, core.claim, false, false);
+    const status = ensureLease(ctx, ctx.core.claim, false, false);
     if (status === 'granted') commitAloneGeneration(ctx);
   }
   if (advert !== null && advert.primary && (advert.state === 'ALONE' || advert.state === 'PRIM')) {
     // Both primary: a split brain is healing (2.6).
     const me = candidateOf(settings.node, ctx.core.persisted);
     const them = candidateOf(advert.node, advert);
-    const survivor = splitBrainSurvivor(me, them);
+    // With an arbitrator a valid lease is exclusive: its holder is the primary, whatever the
+    // other advert says (a frozen node's stale claim, an administrator's prim).
+    const survivor: ElectionResult = leaseValid(ctx.core.lease, ctx.nowMs)
+      ? { winner: settings.node, reason: 'holds the arbitrator lease' }
+      : splitBrainSurvivor(me, them);
     if (survivor.winner === settings.node) {
       if (ctx.core.splitBrain !== 'staying') {
         logE(ctx, 'E', `Split brain recovery: staying alone (${survivor.reason})`);
@@ -1058,39 +1284,65 @@ function decidePrimary(ctx: Context): void {
       if (ctx.core.state === 'PRIM') startJob(ctx, 'alone', primToAloneSteps('split brain'));
       return;
     }
-    startJob(ctx, 'second', exitingAloneSteps(ctx.core.state === 'PRIM' ? 'PRIM' : 'ALONE', advert.incarnation, advert.history));
+    const from = ctx.core.state === 'PRIM' ? 'PRIM' : 'ALONE';
+    startJob(ctx, 'second', exitingAloneSteps(from, advert.incarnation, advert.tenure, advert.history));
     return;
   }
+  const core = ctx.core;
+  const dropped = core.dropped;
   const syncing =
-    advert !== null && advert.state === 'SECOND' && advert.secondaryOf === core.incarnation ? advert : null;
-  if (core.replication.role === 'primary' && ctx.core.claim === null) {
-    const secondary = syncing?.incarnation ?? null;
-    if (core.replication.secondary !== secondary) {
-      setReplication(ctx, { ...core.replication, secondary, fullsync: ctx.core.persisted.peerNeedsFullsync });
+    advert !== null &&
+    advert.state === 'SECOND' &&
+    advert.secondaryOf === core.incarnation &&
+    advert.secondaryTenure === core.tenure &&
+    !(dropped !== null && dropped.incarnation === advert.incarnation && dropped.attach === advert.attach)
+      ? advert
+      : null;
+  const wanted: AttachmentRef | null =
+    syncing === null ? null : { incarnation: syncing.incarnation, attach: syncing.attach };
+  const confirmed = core.confirmedSecondary;
+  if (core.state === 'PRIM') {
+    // PRIM keeps its secondary, or goes ALONE (M8) under a new generation. Never does it stop
+    // replicating to a secondary in sync under the same generation: the secondary and the
+    // arbitrator would believe it holds every write of that generation.
+    let gone: string | null = null;
+    if (core.peer.status === 'unknown') gone = 'no heartbeat';
+    else if (advert !== null) {
+      const kept =
+        confirmed !== null
+          ? syncing !== null && advert.incarnation === confirmed && sameAttachment(core.served, wanted)
+          : joining(advert, core.incarnation, core.tenure);
+      if (!kept) gone = 'remote stop';
+    }
+    if (gone !== null) {
+      startJob(ctx, 'alone', primToAloneSteps(gone));
+      return;
+    }
+  }
+  if (core.replication.role === 'primary' && core.claim === null && confirmed === null) {
+    const served = core.served;
+    if (!sameAttachment(served, wanted)) {
+      // An attachment no longer served must reintegrate again before it counts.
+      ctx.core = { ...ctx.core, served: wanted, dropped: served ?? ctx.core.dropped };
+      setReplication(ctx, {
+        ...core.replication,
+        secondary: wanted,
+        fullsync: core.persisted.peerNeedsFullsync,
+      });
     }
   }
   if (core.state === 'ALONE') {
-    if (syncing !== null && syncing.readiness === 'Ready' && ctx.core.claim === null) {
+    if (syncing !== null && syncing.readiness === 'Ready' && core.claim === null) {
       startJob(ctx, 'prim', aloneToPrimSteps(syncing.incarnation));
     }
-    return;
-  }
-  // PRIM
-  const confirmed = core.confirmedSecondary;
-  let gone: string | null = null;
-  if (core.peer.status === 'unknown') gone = 'no heartbeat';
-  else if (advert !== null && (syncing === null || (confirmed !== null && advert.incarnation !== confirmed))) {
-    gone = 'remote stop';
-  }
-  if (gone !== null) {
-    startJob(ctx, 'alone', primToAloneSteps(gone));
     return;
   }
   if (syncing === null) return;
   if (confirmed === null) {
     if (syncing.readiness === 'Ready') {
-      const job: MirrorStep[] = [{ kind: 'effect', effect: { type: 'confirmSecondary', secondary: syncing.incarnation } }];
-      startJob(ctx, 'confirm', job);
+      startJob(ctx, 'confirm', [
+        { kind: 'effect', effect: { type: 'confirmSecondary', secondary: syncing.incarnation } },
+      ]);
     }
     return;
   }
@@ -1100,10 +1352,18 @@ function decidePrimary(ctx: Context): void {
     settings.defaultPrimary.node === settings.peerNode &&
     core.autoSwapFor !== syncing.incarnation;
   if (syncing.swapRequest || byDefault) {
-    const cause = syncing.swapRequest ? 'remote' : 'defaultprim';
+    // At most one automatic swap per secondary incarnation: a swap-in that keeps failing on the
+    // peer cannot make the pair swap back and forth.
     ctx.core = { ...ctx.core, autoSwapFor: syncing.incarnation };
-    startJob(ctx, 'swap', swapOutSteps(cause, false));
+    startJob(ctx, 'swap', swapOutSteps(syncing.swapRequest ? 'remote' : 'defaultprim', false));
   }
+}
+
+/** The rest of this job gives the primary role up anyway: no need to replace it by a demotion. */
+function releasesPrimary(job: MirrorJob): boolean {
+  return job.steps
+    .slice(job.index)
+    .some((step) => step.kind === 'effect' && step.effect.type === 'primaryOff');
 }
 
 /** Lease upkeep of a primary: renewals, and the end of authority. */
@@ -1113,27 +1373,34 @@ function keepAuthority(ctx: Context): void {
   const until = authorityUntilMs(ctx.core, ctx.settings);
   if (until !== null && ctx.nowMs >= until) {
     // Fence now, whatever runs: the peer may be granted the lease from this moment on.
-    if (ctx.core.vip || ctx.core.replication.role === 'primary') applyEffect(ctx, { type: 'fence' });
-    if (ctx.core.job === null) {
+    applyEffect(ctx, { type: 'fence' });
+    const job = ctx.core.job;
+    if (job === null) {
       startJob(ctx, 'demote', demoteSteps(ctx.core.state));
-    } else if (!ctx.core.demotePending) {
+    } else if (!ctx.core.demotePending && !releasesPrimary(job)) {
+      logE(
+        ctx,
+        'C',
+        'Primary authority expired (peer and arbitrator lost): demoting after the running script',
+      );
       ctx.core = { ...ctx.core, demotePending: true };
     }
     return;
   }
-  const lease = ctx.core.lease;
   if (ctx.core.claim !== null) return;
   const head = headOf(ctx.core.persisted.history);
-  if (head === null) return;
+  if (head === null) throw new Error('primary without a data generation');
+  let lease = ctx.core.lease;
+  if (leaseRequestTimedOut(lease, timing, ctx.nowMs)) lease = markUnreachable(lease, ctx.nowMs);
   const renewAtMs =
     lease.grant === null ? ctx.nowMs : lease.grant.validUntilMs - holderLeaseMs(timing) + timing.renewMs;
-  const retryAtMs = lease.pending === null ? ctx.nowMs : lease.pending.sentAtMs + timing.retryMs;
-  if (ctx.nowMs >= renewAtMs && ctx.nowMs >= retryAtMs) {
-    const requested = requestLease(lease, identity(ctx.core, ctx.settings), head, head, false, ctx.nowMs);
-    ctx.core = { ...ctx.core, lease: requested.client };
+  if (lease.pending === null && ctx.nowMs >= renewAtMs) {
+    const ask: LeaseAsk = { dataGeneration: head, claim: head, force: false, witness: false };
+    const requested = requestLease(lease, identity(ctx.core, ctx.settings), ask, ctx.nowMs);
+    lease = requested.client;
     emit(ctx, { type: 'leaseRequest', request: requested.request });
   }
-  emitAuthority(ctx);
+  ctx.core = { ...ctx.core, lease };
 }
 
 function decide(ctx: Context): void {
@@ -1147,7 +1414,7 @@ function decide(ctx: Context): void {
       return;
     case 'ALONE':
     case 'PRIM':
-      if (!ctx.core.primary) throw new Error(`${ctx.core.state} without the primary role`);
+      if (!ctx.core.primary) throw new Error(`${ctx.core.state} at rest without the primary role`);
       decidePrimary(ctx);
       return;
     case 'SECOND':
@@ -1160,6 +1427,7 @@ function decide(ctx: Context): void {
 
 /** Runs jobs, queued commands and decisions until nothing more happens for this event. */
 function settle(ctx: Context): void {
+  leaseUpkeep(ctx);
   keepAuthority(ctx);
   for (let round = 0; round < settleRoundsMax; round += 1) {
     advance(ctx);
@@ -1169,12 +1437,16 @@ function settle(ctx: Context): void {
       ctx.core = { ...ctx.core, queued: null };
       const plan = planCommand(ctx.core, queued.verb, queued.options);
       if (typeof plan !== 'string') {
+        logE(ctx, 'U', `Action ${queued.verb} ${describeOrigin(queued.origin)}`);
         startJob(ctx, queued.verb, plan);
         continue;
       }
     }
     decide(ctx);
-    if (ctx.core.job === null) return;
+    if (ctx.core.job === null) {
+      keepAuthority(ctx);
+      return;
+    }
   }
   throw new Error(`mirror automaton did not settle within ${settleRoundsMax} rounds`);
 }
@@ -1191,8 +1463,10 @@ function describeRemote(core: MirrorCore): string {
 function handlePeer(ctx: Context, event: Extract<MirrorEvent, { type: 'peer' }>): void {
   const view = event.view;
   if (view.status === 'up') {
-    if (view.advert.node !== ctx.settings.peerNode) throw new Error(`advert of ${view.advert.node}, not of the peer`);
-    if (view.advert.incarnation !== view.incarnation) throw new Error('advert and packet incarnations differ');
+    if (view.advert.node !== ctx.settings.peerNode)
+      throw new Error(`advert of ${view.advert.node}, not of the peer`);
+    if (view.advert.incarnation !== view.incarnation)
+      throw new Error('advert and packet incarnations differ');
   }
   const promiseFromMs = view.status === 'up' ? view.promiseFromMs : ctx.core.promiseFromMs;
   ctx.core = { ...ctx.core, peer: view, promiseFromMs };
@@ -1204,7 +1478,7 @@ function handlePeer(ctx: Context, event: Extract<MirrorEvent, { type: 'peer' }>)
   }
 }
 
-function handleScriptDone(ctx: Context, event: Extract<MirrorEvent, { type: 'scriptDone' }>): MirrorStepResult {
+function handleScriptDone(ctx: Context, event: Extract<MirrorEvent, { type: 'scriptDone' }>): void {
   const job = ctx.core.job;
   if (job === null) throw new Error(`script ${event.script} finished with no job running`);
   const step = job.steps[job.index];
@@ -1215,13 +1489,12 @@ function handleScriptDone(ctx: Context, event: Extract<MirrorEvent, { type: 'scr
     logE(ctx, stage === 'start' ? 'C' : event.timedOut ? 'E' : 'I', `Script ${event.script} ${why}`);
   }
   ctx.core = { ...ctx.core, job: scriptFinishedInJob(job, event.script) };
-  const result = (): MirrorStepResult => ({ core: ctx.core, actions: ctx.actions, accepted: true, message: '' });
   if (ctx.core.demotePending) {
     // Authority ended during the job: already fenced; now the stop scripts.
     ctx.core = { ...ctx.core, job: null, demotePending: false, queued: null };
     startJob(ctx, 'demote', ctx.core.primary ? demoteSteps(ctx.core.state) : stopWaitSteps(ctx.core.state));
     settle(ctx);
-    return result();
+    return;
   }
   const queued = ctx.core.queued;
   if (queued !== null && (queued.verb === 'stop' || queued.verb === 'forcestop')) {
@@ -1230,39 +1503,40 @@ function handleScriptDone(ctx: Context, event: Extract<MirrorEvent, { type: 'scr
     const plan = planCommand(ctx.core, queued.verb, queued.options);
     if (typeof plan !== 'string') startJob(ctx, queued.verb, plan);
     settle(ctx);
-    return result();
+    return;
   }
   if (failed && stage === 'start') {
     // A start script that fails leaves the application in an unknown state: stop everything and
     // try again; the identity makes repeated failures end in STOP through maxloop.
     ctx.core = { ...ctx.core, job: null, lastFailure: `${event.script} failed`, queued: null };
-    const retried = handleCommand(ctx, {
+    handleCommand(ctx, {
       type: 'command',
       verb: 'stopstart',
       identity: event.script,
       origin: { kind: 'caller', who: event.script },
       nowMs: event.nowMs,
     });
-    return { ...retried, accepted: true, message: '' };
+    return;
   }
   settle(ctx);
-  return result();
 }
 
-function handleReintegration(ctx: Context, event: Extract<MirrorEvent, { type: 'reintegration' }>): MirrorStepResult | null {
+function handleReintegration(ctx: Context, event: Extract<MirrorEvent, { type: 'reintegration' }>): void {
   const core = ctx.core;
   if (core.state !== 'SECOND' || core.replication.role !== 'secondary') {
     logE(ctx, 'I', `Reintegration ${event.outcome} ignored in state ${core.state}`);
-    return null;
+    settle(ctx);
+    return;
   }
   if (event.outcome === 'done') {
     if (core.job === null) finishReintegration(ctx);
-    else ctx.core = { ...ctx.core, reintegratedEarly: true } as MirrorCore;
-    return null;
+    else ctx.core = { ...ctx.core, reintegratedEarly: true };
+    settle(ctx);
+    return;
   }
   emit(ctx, { type: 'resource', name: 'rfs.reintegre_failed', value: 'up' });
   logE(ctx, 'E', 'Reintegration failed');
-  return handleCommand(ctx, {
+  handleCommand(ctx, {
     type: 'command',
     verb: 'wait',
     identity: 'reintegre',
@@ -1274,15 +1548,15 @@ function handleReintegration(ctx: Context, event: Extract<MirrorEvent, { type: '
 /** One step of the automaton. `settings` come from the effective configuration. */
 export function stepMirror(core: MirrorCore, event: MirrorEvent, settings: MirrorSettings): MirrorStepResult {
   const ctx: Context = { core, actions: [], settings, nowMs: event.nowMs };
-  const advertBefore = advertOf(core, settings);
+  const advertBefore = advertOf(core, settings, event.nowMs);
   const uptodateBefore = isUptodate(core);
-  let result: MirrorStepResult | null = null;
+  let outcome: Outcome = { accepted: true, message: '' };
   switch (event.type) {
     case 'command':
-      result = handleCommand(ctx, event);
+      outcome = handleCommand(ctx, event);
       break;
     case 'scriptDone':
-      result = handleScriptDone(ctx, event);
+      handleScriptDone(ctx, event);
       break;
     case 'waitStatus':
       ctx.core = { ...ctx.core, waitStatus: event.wait };
@@ -1293,15 +1567,14 @@ export function stepMirror(core: MirrorCore, event: MirrorEvent, settings: Mirro
       settle(ctx);
       break;
     case 'reintegration':
-      result = handleReintegration(ctx, event);
-      if (result === null) settle(ctx);
+      handleReintegration(ctx, event);
       break;
     case 'rfsUptodate':
       emit(ctx, { type: 'resource', name: 'rfs.uptodate', value: event.value });
       if (event.value === 'down' && ctx.core.state === 'SECOND') {
         // The replication layer lost track of our data: it must be resynchronised.
         setPersisted(ctx, { reintegrating: true, uptodate: false });
-        result = handleCommand(ctx, {
+        handleCommand(ctx, {
           type: 'command',
           verb: 'wait',
           identity: 'rfs',
@@ -1321,14 +1594,25 @@ export function stepMirror(core: MirrorCore, event: MirrorEvent, settings: Mirro
     case 'lease': {
       const timing = settings.arbitrator;
       if (timing === null) throw new Error('lease reply without an arbitrator configured');
-      const handled = handleLeaseReply(ctx.core.lease, event.reply, identity(ctx.core, settings), timing, event.nowMs);
+      const handled = handleLeaseReply(
+        ctx.core.lease,
+        event.reply,
+        identity(ctx.core, settings),
+        timing,
+        event.nowMs,
+      );
       ctx.core = { ...ctx.core, lease: handled.client };
       if (handled.outcome === 'refused' && ctx.core.lease.refusal !== null) {
         logE(ctx, 'I', `Arbitrator: ${ctx.core.lease.refusal.message}`);
       }
       if (handled.outcome === 'granted' && !ctx.core.primary && ctx.core.claim === null) {
         // Nobody wants this grant any more (the decision changed while it was in flight).
-        const released = releaseLease(ctx.core.lease, identity(ctx.core, settings), true);
+        const released = releaseLease(
+          ctx.core.lease,
+          identity(ctx.core, settings),
+          ctx.core.lease.sentClaim,
+          event.nowMs,
+        );
         ctx.core = { ...ctx.core, lease: released.client };
         emit(ctx, { type: 'leaseRelease', release: released.release });
       }
@@ -1344,21 +1628,14 @@ export function stepMirror(core: MirrorCore, event: MirrorEvent, settings: Mirro
       settle(ctx);
       break;
   }
-  if (ctx.core.state === 'SECOND' && ctx.core.job === null && (ctx.core as { reintegratedEarly?: boolean }).reintegratedEarly) {
-    ctx.core = { ...ctx.core, reintegratedEarly: false } as MirrorCore;
-    finishReintegration(ctx);
-    settle(ctx);
-  }
   emitAuthority(ctx);
-  const out = result ?? { core: ctx.core, actions: ctx.actions, accepted: true, message: '' };
   const finalCore = ctx.core;
   assertInvariants(finalCore, settings);
-  const extra: MirrorAction[] = [];
   if (isUptodate(finalCore) !== uptodateBefore) {
-    extra.push({ type: 'resource', name: 'rfs.uptodate', value: isUptodate(finalCore) ? 'up' : 'down' });
+    emit(ctx, { type: 'resource', name: 'rfs.uptodate', value: isUptodate(finalCore) ? 'up' : 'down' });
   }
-  if (!sameAdvert(advertBefore, advertOf(finalCore, settings))) extra.push({ type: 'sendState' });
-  return { ...out, core: finalCore, actions: extra.length === 0 ? ctx.actions : [...ctx.actions, ...extra] };
+  if (!sameAdvert(advertBefore, advertOf(finalCore, settings, event.nowMs))) emit(ctx, { type: 'sendState' });
+  return { core: finalCore, actions: ctx.actions, accepted: outcome.accepted, message: outcome.message };
 }
 
 function sameAdvert(a: MirrorAdvert, b: MirrorAdvert): boolean {
@@ -1373,7 +1650,11 @@ function sameAdvert(a: MirrorAdvert, b: MirrorAdvert): boolean {
     a.intent === b.intent &&
     a.electing === b.electing &&
     a.secondaryOf === b.secondaryOf &&
+    a.secondaryTenure === b.secondaryTenure &&
+    a.tenure === b.tenure &&
     a.confirmedSecondary === b.confirmedSecondary &&
+    a.attach === b.attach &&
+    a.dropped === b.dropped &&
     a.handover === b.handover &&
     a.swapRequest === b.swapRequest &&
     a.fullsyncPeer === b.fullsyncPeer
@@ -1384,7 +1665,8 @@ function sameAdvert(a: MirrorAdvert, b: MirrorAdvert): boolean {
 export function assertInvariants(core: MirrorCore, settings: MirrorSettings): void {
   if (core.vip && !core.primary) throw new Error('VIP set on a node that is not primary');
   if (core.replication.role === 'primary' && !core.primary) throw new Error('writes open on a non-primary');
-  if (core.replication.role === 'secondary' && core.primary) throw new Error('primary replicating as secondary');
+  if (core.replication.role === 'secondary' && core.primary)
+    throw new Error('primary replicating as secondary');
   if ((core.state === 'ALONE' || core.state === 'PRIM') && core.job === null && !core.primary) {
     throw new Error(`${core.state} at rest without the primary role`);
   }
@@ -1395,10 +1677,8 @@ export function assertInvariants(core: MirrorCore, settings: MirrorSettings): vo
   if (core.primary && settings.arbitrator === null && core.lease.grant !== null) {
     throw new Error('lease without an arbitrator');
   }
-  if (core.confirmedSecondary !== null && !core.primary) throw new Error('confirmed secondary on a non-primary');
+  if (core.confirmedSecondary !== null && !core.primary)
+    throw new Error('confirmed secondary on a non-primary');
   assertPersisted(core.persisted);
   if (core.queued !== null && core.job === null) throw new Error('a command queued with no job running');
-  void sameGeneration;
 }
-
-export { leaseValid };

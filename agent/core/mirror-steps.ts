@@ -114,7 +114,14 @@ export function swapOutSteps(cause: string, nosync: boolean): MirrorStep[] {
     script('start_second', args, 'start'),
     script('start_sec', args, 'start'),
     classes(classesSecond),
-    fx({ type: 'secondaryOn', primary: null, primaryHistory: null, fullsync: false, reintegrate: !nosync }),
+    fx({
+      type: 'secondaryOn',
+      primary: null,
+      primaryTenure: null,
+      primaryHistory: null,
+      fullsync: false,
+      reintegrate: !nosync,
+    }),
   ];
 }
 
@@ -151,28 +158,31 @@ export function primToAloneSteps(cause: string): MirrorStep[] {
 export function exitingAloneSteps(
   from: 'ALONE' | 'PRIM',
   primary: number,
+  primaryTenure: number,
   primaryHistory: Generation[],
 ): MirrorStep[] {
   const args = [from, 'SECOND', 'start'];
   return [
     log('E', 'Split brain recovery: exiting alone'),
-    fx({ type: 'splitBrainLoser' }),
+    state(from, 'Transient'),
     classes(['pre', 'both', ...(from === 'ALONE' ? (['sec'] as const) : [])]),
     script('stop_prim', args, 'stop'),
     fx({ type: 'fence' }),
     fx({ type: 'primaryOff', handover: false }),
     state('SECOND', 'Transient'),
+    // Kept aside as soon as nothing writes any more, before the reintegration may overwrite it.
+    fx({ type: 'secondaryOn', primary, primaryTenure, primaryHistory, fullsync: false, reintegrate: true }),
     script('transition', args, 'other'),
     script('start_second', args, 'start'),
     ...(from === 'PRIM' ? [script('start_sec', args, 'start')] : []),
     classes(classesSecond),
-    fx({ type: 'secondaryOn', primary, primaryHistory, fullsync: false, reintegrate: true }),
   ];
 }
 
 /** M5: WAIT -> SECOND: transition, start_both, start_second, start_sec; then reintegration. */
 export function enterSecondSteps(
   primary: number,
+  primaryTenure: number,
   primaryHistory: Generation[],
   fullsync: boolean,
 ): MirrorStep[] {
@@ -180,7 +190,7 @@ export function enterSecondSteps(
   return [
     state('SECOND', 'Transient'),
     script('transition', args, 'other'),
-    fx({ type: 'secondaryOn', primary, primaryHistory, fullsync, reintegrate: true }),
+    fx({ type: 'secondaryOn', primary, primaryTenure, primaryHistory, fullsync, reintegrate: true }),
     script('start_both', args, 'start'),
     script('start_second', args, 'start'),
     script('start_sec', args, 'start'),

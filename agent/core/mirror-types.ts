@@ -70,14 +70,27 @@ export interface MirrorAdvert {
   electing: boolean;
   /** As SECOND: the incarnation of the primary it replicates from. */
   secondaryOf: number | null;
+  /** As SECOND: the primary tenure it attached to (see `tenure`). */
+  secondaryTenure: number | null;
+  /** As primary: counts the times this incarnation took the primary role. */
+  tenure: number;
   /** As primary: the incarnation of the secondary it has recorded as in sync. */
   confirmedSecondary: number | null;
+  /** As SECOND: counts the attachments to a primary in this incarnation. */
+  attach: number;
+  /** As primary: a secondary attachment it dropped; that one must reintegrate again. */
+  dropped: AttachmentRef | null;
   /** Released the primary role by swap: the peer should take it. */
   handover: boolean;
   /** As SECOND: asks the primary to swap. */
   swapRequest: boolean;
   /** As primary: the joining secondary must resynchronise fully. */
   fullsyncPeer: boolean;
+}
+
+export interface AttachmentRef {
+  incarnation: number;
+  attach: number;
 }
 
 export type MirrorPeerView = PeerView<MirrorAdvert>;
@@ -90,9 +103,12 @@ export type ReplicationCommand =
    * with a reintegration then synchronous replication. Until a command names a new generation
    * after the secondary was lost, writes stay blocked.
    */
-  | { role: 'primary'; generation: Generation; secondary: number | null; fullsync: boolean }
-  /** Read-only data; reintegrate from the primary `primary` (an incarnation), then apply its stream. */
-  | { role: 'secondary'; primary: number; fullsync: boolean; reintegrate: boolean };
+  | { role: 'primary'; generation: Generation; secondary: AttachmentRef | null; fullsync: boolean }
+  /**
+   * Read-only data; reintegrate from the primary `primary` (an incarnation), then apply its
+   * stream. `attach` names this attachment: the primary serves exactly that one.
+   */
+  | { role: 'secondary'; primary: number; attach: number; fullsync: boolean; reintegrate: boolean };
 
 export type MirrorAction =
   | CoreAction
@@ -162,14 +178,13 @@ export type Effect =
   | {
       type: 'secondaryOn';
       primary: number | null;
+      primaryTenure: number | null;
       primaryHistory: Generation[] | null;
       fullsync: boolean;
       reintegrate: boolean;
     }
   | { type: 'secondaryOff' }
-  | { type: 'reintegrated' }
-  | { type: 'stopped' }
-  | { type: 'splitBrainLoser' };
+  | { type: 'stopped' };
 
 export type MirrorStep = Step | { kind: 'effect'; effect: Effect };
 
@@ -206,9 +221,19 @@ export interface MirrorCore extends JobHost {
   vip: boolean;
   replication: ReplicationCommand;
   secondaryOf: number | null;
+  /** The primary tenure attached to: a primary that left and took the role again is another one. */
+  secondaryTenure: number | null;
+  /** Times this incarnation took the primary role. */
+  tenure: number;
   confirmedSecondary: number | null;
   /** As SECOND: the primary incarnation that confirmed us in sync (then we may fail over). */
   confirmedBy: number | null;
+  /** Attachments to a primary in this incarnation (advertised: a primary tells them apart). */
+  attach: number;
+  /** As primary: the secondary attachment it dropped (it went ALONE without it). */
+  dropped: AttachmentRef | null;
+  /** As primary: the secondary attachment its replication serves now. */
+  served: AttachmentRef | null;
   handover: boolean;
   /** After a `swap nosync` released the primary role: attach to the new primary without resync. */
   swapNosync: boolean;

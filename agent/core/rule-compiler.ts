@@ -12,9 +12,9 @@ import type {
 import type { ResourceTable } from './resources.ts';
 import {
   type CompiledRule,
-  classDownRule,
   type RuleAction,
   resourceDownRule,
+  resourcesDownRule,
   type RuleVerdict,
 } from './rule-engine.ts';
 
@@ -42,10 +42,14 @@ export function defaultRules(checkers: readonly Checker[]): CompiledRule[] {
     if (checker.type === 'custom')
       rules.push(resourceDownRule(`c_${checker.ident}`, checker.resource, checkerAction(checker.action)));
   }
-  if (classes.has('intf')) rules.push(classDownRule('interface_failure', 'intf', 'wait'));
-  if (classes.has('ip')) rules.push(classDownRule('ip_failure', 'ip', 'stopstart'));
-  if (classes.has('module')) rules.push(classDownRule('module_failure', 'module', 'wait'));
-  if (classes.has('splitbrain')) rules.push(classDownRule('splitbrain_failure', 'splitbrain', 'wait'));
+  const resourcesOf = (type: string) =>
+    checkers.filter((checker) => checker.type === type).map((checker) => checker.resource);
+  if (classes.has('intf')) rules.push(resourcesDownRule('interface_failure', resourcesOf('intf'), 'wait'));
+  if (classes.has('ip')) rules.push(resourcesDownRule('ip_failure', resourcesOf('ip'), 'stopstart'));
+  if (classes.has('module')) rules.push(resourcesDownRule('module_failure', resourcesOf('module'), 'wait'));
+  if (classes.has('splitbrain')) {
+    rules.push(resourcesDownRule('splitbrain_failure', resourcesOf('splitbrain'), 'wait'));
+  }
   return rules;
 }
 

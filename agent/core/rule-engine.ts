@@ -81,6 +81,26 @@ export function resourceDownRule(name: string, resource: string, action: RuleAct
   };
 }
 
+/**
+ * Any of these resources down: the default rules of checkers the module declares. A resource not
+ * reported yet counts as init, so a start waits for the checker's first verdict (reference M3).
+ */
+export function resourcesDownRule(
+  name: string,
+  resources: readonly string[],
+  action: RuleAction,
+): CompiledRule {
+  return {
+    name,
+    action,
+    test: (table) => {
+      const values = resources.map((resource) => table[resource]?.value);
+      if (values.includes('down')) return 'true';
+      return values.some((value) => value === undefined || value === 'init') ? 'init' : 'false';
+    },
+  };
+}
+
 /** `if (CLASS.* == down) then ACTION`: any resource of a class (interface_failure, ip_failure...). */
 export function classDownRule(name: string, resourceClass: string, action: RuleAction): CompiledRule {
   return {

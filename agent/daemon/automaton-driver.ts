@@ -45,10 +45,10 @@ export interface DriverResult<Extra> {
   message: string;
 }
 
-export interface AutomatonDriver<Extra = never> {
+export interface AutomatonDriver<Extra = never, ExtraEvent = never> {
   readonly verbs: ReadonlySet<string>;
   view(): DriverView;
-  step(event: DriverEvent): DriverResult<Extra>;
+  step(event: DriverEvent | ExtraEvent): DriverResult<Extra>;
   setMaxloop(maxloop: MaxloopState): void;
   restore(saved: { maxloop: MaxloopState; lastFailure: string | null }): void;
   /** After a daemon crash: the module was running; make the core believe it is in WAIT. */

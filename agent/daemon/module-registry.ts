@@ -125,7 +125,14 @@ export class ModuleRegistry {
     const id = this.ids()[module];
     if (id === undefined)
       throw new Error(`module ${module} has no id; install it with: hakit module install -m ${module}`);
-    const supervisor = new ModuleSupervisor(this.loadConfig(module, id), this.paths, Date.now, this.onEvent);
+    // Monotonic: the mirror automaton's deadlines must not jump with the wall clock.
+    const monotonicNowMs = () => Math.floor(performance.timeOrigin + performance.now());
+    const supervisor = new ModuleSupervisor(
+      this.loadConfig(module, id),
+      this.paths,
+      monotonicNowMs,
+      this.onEvent,
+    );
     supervisor.moduleReady = async (spec) => {
       if (spec.remote) return remoteModuleReady(this.paths, spec.module, spec.remote);
       const status = this.supervisors.get(spec.module)?.status();

@@ -4,6 +4,23 @@ import type { ErrdWatchConfig } from '../checkers/errd-monitor.ts';
 import type { CheckerSpec } from '../checkers/checker-scheduler.ts';
 import type { CustomCheckerSpec } from '../checkers/custom-checkers.ts';
 import type { CompiledRule } from '../core/rule-engine.ts';
+import type { DefaultPrimary } from '../config/model.ts';
+import type { HeartbeatLanEndpoint } from '../heartbeat/endpoints.ts';
+import type { VipSpec } from '../net/vip.ts';
+
+/** What a mirror module needs beyond the common part: its peer, heartbeats, virtual IPs. */
+export interface MirrorRuntime {
+  localNode: string;
+  peerNode: string;
+  clusterId: string;
+  key: Buffer;
+  lans: HeartbeatLanEndpoint[];
+  vips: VipSpec[];
+  defaultPrimary: DefaultPrimary;
+  failover: 'on' | 'off';
+  /** <rfs> configured. */
+  replication: boolean;
+}
 
 export type ModuleMode = 'mirror' | 'farm' | 'light';
 
@@ -29,4 +46,5 @@ export interface ModuleRuntimeConfig {
   checkers: CheckerSpec[];
   customCheckers: CustomCheckerSpec[];
   failover: { periodMs: number; handleTimeMs: number; rules: CompiledRule[] };
+  mirror: MirrorRuntime | null;
 }

@@ -11,6 +11,20 @@ import { ErrdMonitor, type ErrdReport, pidPollMsDefault } from '../checkers/errd
 import type { Origin } from '../core/farm-automaton.ts';
 import type { MaxloopState } from '../core/maxloop.ts';
 import { type AutomatonDriver, type DriverEvent, FarmDriver } from './automaton-driver.ts';
+import { randomInt } from 'node:crypto';
+import {
+  advertOf,
+  type MirrorEvent,
+  type MirrorPersisted,
+  type MirrorSettings,
+  nextDeadlineMs,
+} from '../core/mirror-automaton.ts';
+import { newIncarnation } from '../heartbeat/packet.ts';
+import { VirtualIp } from '../net/vip.ts';
+import { type MirrorExtraAction, MirrorDriver } from './mirror-driver.ts';
+import { MirrorLink } from './mirror-link.ts';
+
+const mirrorTickMs = 50;
 import type { ActivityClass, CoreAction, LogLevel } from '../core/job.ts';
 import { countAction, maxloopReached, resetMaxloop } from '../core/maxloop.ts';
 import { type ResourceTable, setResource } from '../core/resources.ts';
@@ -35,6 +49,8 @@ interface PersistedModule {
   settings: UserSettings;
   customClassesEnabled: string[];
   bootId: string;
+  /** Mirror modules: what the automaton keeps across restarts, and the last incarnation used. */
+  mirror?: { persisted: MirrorPersisted; incarnation: number };
 }
 
 function isPersistedModule(value: unknown): value is PersistedModule {
@@ -96,7 +112,11 @@ export function readBootId(): string {
 }
 
 export class ModuleSupervisor {
-  private readonly driver: AutomatonDriver;
+  private driver: AutomatonDriver<MirrorExtraAction, MirrorEvent>;
+  private mirrorDriver: MirrorDriver | null = null;
+  private link: MirrorLink | null = null;
+  private readonly vips: VirtualIp[] = [];
+  private mirrorTimer: NodeJS.Timeout | null = null;
   private resources: ResourceTable = {};
   private ruleState: RuleEngineState = initialRuleEngine();
   private settings: UserSettings = { errd: 'on', checker: 'on', boot: 'off', failover: 'on' };
@@ -120,8 +140,9 @@ export class ModuleSupervisor {
     private readonly nowMs: () => number = Date.now,
     private readonly onEvent: (event: ModuleEvent) => void = () => undefined,
   ) {
-    if (config.mode === 'mirror')
-      throw new Error(`module ${config.name}: mirror modules are not supported yet`);
+    if (config.mode === 'mirror' && config.mirror === null) {
+      throw new Error(`module ${config.name}: a mirror module needs its mirror settings`);
+    }
     this.moduleVarDir = join(paths.moduleStateDir, config.name);
     this.stateFile = join(this.moduleVarDir, 'state.json');
     this.log = new ModuleLog(join(this.moduleVarDir, 'log', 'module.log'));
@@ -216,6 +237,7 @@ export class ModuleSupervisor {
   /** Loads persisted state and recovers to a safe state after a daemon crash; starts at boot. */
   async open(): Promise<void> {
     const loaded: JsonReadResult<PersistedModule> = readJsonFile(this.stateFile, isPersistedModule);
+    if (this.config.mirror && loaded.kind !== 'ok') await this.openMirror(undefined);
     const bootId = readBootId();
     let wasRunning: ModuleStateName | null = null;
     let newBoot = true;
@@ -229,6 +251,7 @@ export class ModuleSupervisor {
       const persisted = loaded.value;
       this.settings = persisted.settings;
       this.customClassesEnabled = persisted.customClassesEnabled;
+      if (this.config.mirror) await this.openMirror(persisted.mirror);
       this.driver.restore({ maxloop: persisted.core.maxloop, lastFailure: persisted.core.lastFailure });
       newBoot = persisted.bootId !== bootId;
       if (persisted.core.state !== 'STOP' && !newBoot) wasRunning = persisted.core.state;
@@ -255,7 +278,12 @@ export class ModuleSupervisor {
         `hakitd restarted while the module was ${wasRunning}: stopping it with force, then starting again`,
       );
       this.driver.assumeRunning();
-      await this.command('stopstart', { kind: 'caller', who: 'hakitd recovery' });
+      if (this.mirrorDriver) {
+        // The mirror core restarts from STOP with what it persisted; prestart stops leftovers.
+        await this.command('start', { kind: 'caller', who: 'hakitd recovery' });
+      } else {
+        await this.command('stopstart', { kind: 'caller', who: 'hakitd recovery' });
+      }
     } else if (newBoot && this.startsAtBoot(loaded)) {
       const delayMs = this.config.bootDelayMs;
       setTimeout(() => {
@@ -285,6 +313,14 @@ export class ModuleSupervisor {
       settings: this.settings,
       customClassesEnabled: this.customClassesEnabled,
       bootId: readBootId(),
+      ...(this.mirrorDriver
+        ? {
+            mirror: {
+              persisted: this.mirrorDriver.persisted(),
+              incarnation: this.mirrorDriver.mirrorCore.incarnation,
+            },
+          }
+        : {}),
     };
     writeJsonDurably(this.stateFile, persisted);
   }
@@ -313,13 +349,13 @@ export class ModuleSupervisor {
     return next;
   }
 
-  private apply(event: DriverEvent): CommandOutcome {
+  private apply(event: DriverEvent | MirrorEvent): CommandOutcome {
     const result = this.driver.step(event);
     for (const action of result.actions) this.carryOut(action);
     return { accepted: result.accepted, message: result.message };
   }
 
-  private carryOut(action: CoreAction): void {
+  private carryOut(action: CoreAction | MirrorExtraAction): void {
     switch (action.type) {
       case 'log':
         this.write(action.level, action.component, action.message);
@@ -347,6 +383,128 @@ export class ModuleSupervisor {
       case 'killScript':
         this.runningScript?.kill();
         break;
+      default:
+        this.carryOutMirror(action);
+    }
+  }
+
+  /** Mirror start: the automaton with its persisted state, heartbeats, virtual IPs, timers. */
+  private async openMirror(
+    saved: { persisted: MirrorPersisted; incarnation: number } | undefined,
+  ): Promise<void> {
+    const mirror = this.config.mirror;
+    if (!mirror) return;
+    // Incarnations must grow across restarts, even if the wall clock steps back.
+    const fresh = newIncarnation(Date.now(), randomInt(1024));
+    const incarnation = Math.max(fresh, (saved?.incarnation ?? 0) + 1);
+    const settings: MirrorSettings = {
+      module: this.config.name,
+      node: mirror.localNode,
+      peerNode: mirror.peerNode,
+      scriptsEnabled: this.config.user !== null,
+      replication: mirror.replication,
+      defaultPrimary: mirror.defaultPrimary,
+      heartbeatTimeoutMs: Math.min(...mirror.lans.map((lan) => lan.timeoutMs)),
+      arbitrator: null,
+      maxloop: this.config.maxloop,
+      loopIntervalMs: this.config.loopIntervalMs,
+    };
+    const failover = this.settings.failover === 'off' || mirror.failover === 'off' ? 'off' : 'on';
+    const driver = new MirrorDriver(settings, this.nowMs(), incarnation, saved?.persisted, failover);
+    this.mirrorDriver = driver;
+    this.driver = driver;
+    for (const spec of mirror.vips) {
+      this.vips.push(
+        new VirtualIp(spec, {
+          onError: (error) => this.write('E', 'vip', `Virtual IP ${spec.address}: ${error.message}`),
+        }),
+      );
+    }
+    this.link = new MirrorLink(
+      {
+        clusterId: mirror.clusterId,
+        module: this.config.name,
+        localNode: mirror.localNode,
+        peerNode: mirror.peerNode,
+        key: mirror.key,
+        lans: mirror.lans,
+      },
+      incarnation,
+      {
+        advert: (nowMs) => advertOf(driver.mirrorCore, settings, nowMs),
+        onPeer: (view, nowMs) => {
+          void this.enqueue(async () => {
+            this.apply({ type: 'peer', view, nowMs });
+          });
+        },
+        onLanResource: (resource, value) => this.setResourceValue(resource, value, 'heart'),
+        onError: (error) => this.write('I', 'heart', error.message),
+      },
+      this.nowMs,
+    );
+    await this.link.start();
+    this.mirrorTimer = setInterval(() => {
+      const deadline = nextDeadlineMs(driver.mirrorCore, settings, this.nowMs());
+      if (deadline !== null && deadline <= this.nowMs()) {
+        void this.enqueue(async () => {
+          this.apply({ type: 'tick', nowMs: this.nowMs() });
+        });
+      }
+    }, mirrorTickMs);
+    this.mirrorTimer.unref();
+  }
+
+  private carryOutMirror(action: MirrorExtraAction): void {
+    switch (action.type) {
+      case 'vip':
+        for (const vip of this.vips) void this.moveVip(vip, action.op);
+        break;
+      case 'sendState':
+        this.link?.sendNow();
+        break;
+      case 'resource':
+        this.setResourceValue(action.name, action.value, 'heart');
+        break;
+      case 'keepAside':
+        this.write('C', 'heart', `Data kept aside (${action.reason}); nothing was discarded`);
+        break;
+      case 'replication':
+        this.write('D', 'rfsplug', `Replication role ${action.command.role}`);
+        break;
+      case 'authority':
+        this.write('D', 'heart', `Primary authority until ${action.untilMs}`);
+        break;
+      case 'leaseRequest':
+      case 'leaseRelease':
+        this.write('I', 'heart', `Arbitrator ${action.type} ignored: no arbitrator configured`);
+        break;
+    }
+  }
+
+  /** Runs outside the event queue: an ARP probe takes hundreds of ms and must not delay heartbeats. */
+  private async moveVip(vip: VirtualIp, op: 'set' | 'unset'): Promise<void> {
+    const address = vip.spec.address;
+    try {
+      if (op === 'set') {
+        const result = await vip.acquire();
+        if (result.status === 'conflict') {
+          this.write('C', 'vip', `Virtual IP ${address} is held by another host: not set`);
+          this.setResourceValue(`ip.${address}`, 'down', 'vip', 'conflict');
+          return;
+        }
+        this.write('I', 'vip', `Virtual IP ${address} set`);
+        this.setResourceValue(`ip.${address}`, 'up', 'vip');
+      } else {
+        const result = await vip.release();
+        this.write(
+          'I',
+          'vip',
+          `Virtual IP ${address} unset${result.connectionsReset > 0 ? ` (${result.connectionsReset} connections reset)` : ''}`,
+        );
+        this.setResourceValue(`ip.${address}`, 'init', 'vip');
+      }
+    } catch (error) {
+      this.write('C', 'vip', `Virtual IP ${address} ${op}: ${(error as Error).message}`);
     }
   }
 
@@ -495,6 +653,9 @@ export class ModuleSupervisor {
         const event: DriverEvent = { type: 'command', verb, origin, nowMs: this.nowMs() };
         if (options !== undefined) event.options = options;
         if (identity !== undefined) event.identity = identity;
+        // The automaton must hold at its wait step on a verdict made now, not on one from before
+        // the checkers of the new state were switched on.
+        this.evaluateRulesNow(false);
         const outcome = this.apply(event);
         if (outcome.accepted && verb === 'start') {
           // A start re-evaluates the wait rules at once instead of a whole period later.
@@ -520,6 +681,8 @@ export class ModuleSupervisor {
       this.settings = { ...this.settings, [key]: value };
       this.setResourceValue(`usersetting.${key}`, value, 'admin');
       if (key === 'errd') this.errd?.setSuspended(value === 'off');
+      if (key === 'failover' && this.mirrorDriver)
+        this.apply({ type: 'failoverSetting', value, nowMs: this.nowMs() });
       if (key === 'checker') {
         this.checkers.setSuspended(value === 'off');
         this.customCheckers.setSuspended(value === 'off');
@@ -622,6 +785,8 @@ export class ModuleSupervisor {
     this.errd?.stop();
     this.checkers.stop();
     this.customCheckers.stop();
+    if (this.mirrorTimer) clearInterval(this.mirrorTimer);
+    await this.link?.stop();
     await this.queue;
   }
 }

@@ -11,7 +11,13 @@ import { formatProblem } from '../config/problems.ts';
 import { loadUserconfig } from '../config/userconfig.ts';
 import type { ActivityClass } from '../core/job.ts';
 import { compileFailover } from '../core/rule-compiler.ts';
-import type { ModuleRuntimeConfig } from './module-runtime-config.ts';
+import type { MirrorRuntime, ModuleRuntimeConfig } from './module-runtime-config.ts';
+import { createHash } from 'node:crypto';
+import { networkInterfaces } from 'node:os';
+import { heartbeatEndpoints } from '../heartbeat/endpoints.ts';
+import { loadClusterKey } from '../heartbeat/cluster-key.ts';
+import type { VipSpec } from '../net/vip.ts';
+import { clusterFile, clusterKeyFile, readClusterForValidation } from './cluster-files.ts';
 import type { NodePaths } from './paths.ts';
 
 export class ModuleConfigError extends Error {
@@ -123,7 +129,12 @@ function checkerSpecs(checkers: readonly Checker[]): {
   return { periodic, custom };
 }
 
-export function runtimeConfigOf(name: string, id: number, config: ModuleConfig): ModuleRuntimeConfig {
+export function runtimeConfigOf(
+  name: string,
+  id: number,
+  config: ModuleConfig,
+  mirror: MirrorRuntime | null = null,
+): ModuleRuntimeConfig {
   const { periodic, custom } = checkerSpecs(config.checkers);
   const failover = compileFailover(config.checkers, config.failover);
   const errd = config.errd;
@@ -167,6 +178,76 @@ export function runtimeConfigOf(name: string, id: number, config: ModuleConfig):
       handleTimeMs: config.failover?.handleTimeMs ?? 15_000,
       rules: failover.rules,
     },
+    mirror,
+  };
+}
+
+function localAddresses(): Set<string> {
+  const addresses = new Set<string>();
+  for (const entries of Object.values(networkInterfaces())) {
+    for (const entry of entries ?? []) addresses.add(entry.address);
+  }
+  return addresses;
+}
+
+/** The peer, heartbeats and virtual IPs of a mirror module, from its config and cluster.xml. */
+export function mirrorRuntimeOf(
+  paths: NodePaths,
+  module: string,
+  id: number,
+  config: ModuleConfig,
+): MirrorRuntime {
+  const cluster = readClusterForValidation(paths);
+  if (!cluster)
+    throw new ModuleConfigError(
+      `mirror module ${module}: no valid cluster configuration (${clusterFile(paths)})`,
+    );
+  if (!config.heart || config.heart.heartbeats.length === 0) {
+    throw new ModuleConfigError(`mirror module ${module}: <heart> has no <heartbeat>`);
+  }
+  const local = localAddresses();
+  const firstLan = cluster.lans.find((lan) => lan.name === config.heart?.heartbeats[0]?.lan);
+  const me = firstLan?.nodes.find(
+    (node) => local.has(node.addr.host) || (node.laddr && local.has(node.laddr.host)),
+  );
+  if (!firstLan || !me) {
+    throw new ModuleConfigError(
+      `mirror module ${module}: none of this node's addresses is in lan ${config.heart.heartbeats[0]?.lan} of cluster.xml`,
+    );
+  }
+  const peer = firstLan.nodes.find((node) => node.name !== me.name);
+  if (!peer) throw new ModuleConfigError(`mirror module ${module}: lan ${firstLan.name} has no second node`);
+  const keyFile = clusterKeyFile(paths);
+  if (!existsSync(keyFile)) {
+    throw new ModuleConfigError(
+      `mirror module ${module}: no cluster key (${keyFile}); run hakit cluster genkey, then hakit -H "*" -G`,
+    );
+  }
+  const key = loadClusterKey(keyFile);
+  const vips: VipSpec[] = (config.vip?.interfaces ?? []).flatMap((vipInterface) =>
+    vipInterface.realAddresses.map((address) => {
+      const spec: VipSpec = {
+        address: address.addr,
+        where: address.where === 'one_side' ? 'one_side' : 'one_side_alias',
+        tcpreset: config.vip?.tcpreset === 'on',
+      };
+      return {
+        ...spec,
+        ...(vipInterface.name ? { interfaceName: vipInterface.name } : {}),
+        ...(address.netmask ? { netmask: address.netmask } : {}),
+      };
+    }),
+  );
+  return {
+    localNode: me.name,
+    peerNode: peer.name,
+    clusterId: `hakit-${createHash('sha256').update(key).digest('hex').slice(0, 12)}`,
+    key,
+    lans: heartbeatEndpoints(config.heart, cluster, id, me.name, peer.name),
+    vips,
+    defaultPrimary: config.service.defaultPrimary,
+    failover: config.service.failover,
+    replication: config.rfs !== undefined,
   };
 }
 
@@ -187,6 +268,14 @@ export function loadRuntimeConfig(paths: NodePaths, module: string, id: number):
   if (!loaded.ok || loaded.config === undefined) {
     const errors = loaded.problems.filter((problem) => problem.severity === 'error').map(formatProblem);
     throw new ModuleConfigError(`module ${module} has configuration errors:\n${errors.join('\n')}`);
+  }
+  if (loaded.config.mode === 'mirror') {
+    if (loaded.config.rfs !== undefined) {
+      throw new ModuleConfigError(
+        `mirror module ${module}: real-time replication (<rfs>) is not wired into the daemon yet; remove <rfs> to run the module without replication`,
+      );
+    }
+    return runtimeConfigOf(module, id, loaded.config, mirrorRuntimeOf(paths, module, id, loaded.config));
   }
   return runtimeConfigOf(module, id, loaded.config);
 }

@@ -4,6 +4,8 @@
 // verify, full sync. Events go to `onEvent`; nothing here blocks on the network under a lock
 // for longer than the configured timeouts.
 import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadClusterKey } from '../heartbeat/cluster-key.ts';
 import { replicationKeyOf } from './auth.ts';
@@ -14,7 +16,7 @@ import { loadFuseAddon } from './fuse/addon.ts';
 import { FuseMount } from './fuse/fuse-mount.ts';
 import { Interceptor } from './interceptor.ts';
 import { ActivityLog, JournalFile, StateFile } from './journal-file.ts';
-import { bindPrivate, mountReadOnly, privateDirOf, unmountReporting } from './mounts.ts';
+import { bindPrivate, clearStaleMounts, mountReadOnly, privateDirOf, unmountReporting } from './mounts.ts';
 import { Replicator } from './replicator.ts';
 import type { Difference, SyncReport, SyncSource } from './resync.ts';
 import { fullSync, incrementalSync, verifyTrees } from './resync.ts';
@@ -121,8 +123,25 @@ export class DataPath extends EventEmitter {
     this.activity = await ActivityLog.open(this.config.stateDir);
   }
 
+  /** Marks that read-only mounts are made (removed once unmounted): a crashed run's are cleared. */
+  private get readOnlyMarker(): string {
+    return join(this.config.stateDir, 'read-only-mounted');
+  }
+
   private async prepareRealDirs(): Promise<void> {
     this.privateDirs = [];
+    if (this.config.noMounts !== true) {
+      const readOnlyLeft = existsSync(this.readOnlyMarker);
+      for (const dir of this.config.dirs) {
+        const removed = await clearStaleMounts(dir.dir, `hakit-${this.config.moduleName}`, readOnlyLeft);
+        if (removed.length > 0)
+          this.emitEvent({
+            event: 'warning',
+            message: `${dir.dir}: removed mounts left by a crashed run: ${removed.join(', ')}`,
+          });
+      }
+      await rm(this.readOnlyMarker, { force: true });
+    }
     for (let index = 0; index < this.config.dirs.length; index += 1) {
       const dir = (this.config.dirs[index] as ReplicatedDirConfig).dir;
       if (this.config.noMounts === true) {
@@ -228,6 +247,9 @@ export class DataPath extends EventEmitter {
     const activity = this.activity as ActivityLog;
     await this.prepareRealDirs();
     if (this.config.noMounts !== true) {
+      await writeFile(this.readOnlyMarker, `${this.config.dirs.map((dir) => dir.dir).join('\n')}\n`, {
+        mode: 0o600,
+      });
       for (const dir of this.config.dirs) {
         await mountReadOnly(dir.dir);
         this.roMounted.push(dir.dir);
@@ -279,8 +301,11 @@ export class DataPath extends EventEmitter {
     if (this.role === 'secondary') {
       await this.secondary?.stop();
       this.secondary = undefined;
-      for (const dir of [...this.roMounted].reverse()) await unmountReporting(dir, force);
-      this.roMounted = [];
+      for (const dir of [...this.roMounted].reverse()) {
+        await unmountReporting(dir, force);
+        this.roMounted = this.roMounted.filter((other) => other !== dir);
+      }
+      await rm(this.readOnlyMarker, { force: true });
     }
     if (this.config.noMounts !== true) {
       for (let index = 0; index < this.privateDirs.length; index += 1) {

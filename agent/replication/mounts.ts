@@ -66,11 +66,75 @@ export async function isMountPoint(dir: string): Promise<boolean> {
   return mounts.split('\n').some((line) => line.split(' ')[4] === dir);
 }
 
+export interface MountEntry {
+  readonly mountPoint: string;
+  readonly root: string;
+  readonly options: readonly string[];
+  readonly fsType: string;
+  readonly source: string;
+}
+
+/** `\040`-style escapes of /proc/self/mountinfo. */
+function unescapeMountField(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_match, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/** The mounts stacked on `dir`, bottom first (the last one is what paths under dir resolve to). */
+export async function mountsAt(dir: string): Promise<MountEntry[]> {
+  const entries: MountEntry[] = [];
+  for (const line of (await fsp.readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
+    const [before, after] = line.split(' - ');
+    if (before === undefined || after === undefined) continue;
+    const fields = before.split(' ');
+    const tail = after.split(' ');
+    const mountPoint = unescapeMountField(fields[4] ?? '');
+    if (mountPoint !== dir) continue;
+    entries.push({
+      mountPoint,
+      root: unescapeMountField(fields[3] ?? ''),
+      options: (fields[5] ?? '').split(','),
+      fsType: tail[0] ?? '',
+      source: unescapeMountField(tail[1] ?? ''),
+    });
+  }
+  return entries;
+}
+
+const staleMountsMax = 8;
+
+/**
+ * Removes what a crashed run of this module left mounted on `dir`: its FUSE mount (fsname
+ * `fsname`, dead once its server is gone: ENOTCONN) and, when `readOnlyLeft`, the read-only bind
+ * mount of a crashed secondary. Without this, the private bind mount made next would be a bind of
+ * the stale mount: read-only (the secondary fails every write with EROFS) or dead. Returns what it
+ * unmounted. A mount of the administrator's (the disk holding dir) is never touched.
+ */
+export async function clearStaleMounts(
+  dir: string,
+  fsname: string,
+  readOnlyLeft: boolean,
+): Promise<string[]> {
+  const removed: string[] = [];
+  let readOnlyPending = readOnlyLeft;
+  for (let round = 0; round < staleMountsMax; round += 1) {
+    const top = (await mountsAt(dir)).at(-1);
+    if (top === undefined) break;
+    const ours = top.fsType.startsWith('fuse') && top.source === fsname;
+    const oursReadOnly = !ours && readOnlyPending && top.options.includes('ro');
+    if (!ours && !oursReadOnly) break;
+    if (oursReadOnly) readOnlyPending = false;
+    await run('umount', ['-l', dir]);
+    removed.push(`${top.fsType} ${top.source}${oursReadOnly ? ' (read-only bind)' : ''}`);
+  }
+  return removed;
+}
+
 /** `mount --bind dir privateDir`: the real data, reachable once something is mounted over dir. */
 export async function bindPrivate(dir: string, privateDir: string): Promise<void> {
   if (!existsSync(dir)) throw new Error(`replicated dir ${dir} does not exist`);
   await fsp.mkdir(privateDir, { recursive: true, mode: 0o700 });
-  if (await isMountPoint(privateDir)) await run('umount', [privateDir]);
+  for (let round = 0; round < staleMountsMax && (await isMountPoint(privateDir)); round += 1)
+    await run('umount', ['-l', privateDir]);
   await run('mount', ['--bind', dir, privateDir]);
   await run('mount', ['--make-private', privateDir]).catch(() => undefined);
 }

@@ -475,22 +475,29 @@ export class Replicator extends EventEmitter {
       const local = await applyLocally();
       const described = describe(local);
       if (described === undefined) return local;
-      acknowledged = this.enqueue(described);
+      // Room in the window is awaited here, under the lock: sequence numbers follow lock order.
+      acknowledged = (await this.enqueue(described)).acked;
       return local;
     });
     if (acknowledged !== undefined) await acknowledged;
     return result;
   }
 
-  /** Under the lock: queue on the stream, or journal. Resolves when acknowledged or journaled. */
-  private async enqueue(described: Described): Promise<void> {
+  /**
+   * Under the lock: waits for room in the window, then queues on the stream (or journals). The
+   * returned `acked` resolves when acknowledged or journaled; it is wrapped so that awaiting this
+   * method (under the lock) never waits for the acknowledgement. Waiting for room must happen
+   * under the lock: two operations waiting at once could be numbered out of lock order, and the
+   * single room waiter would lose a wake-up (a reintegration stalled for good that way).
+   */
+  private async enqueue(described: Described): Promise<{ acked: Promise<void> }> {
     const body = encodeOp(described.op, described.fixes ?? []);
     await this.waitForRoom(body.length);
     if (this.socket === undefined) {
       await this.markJournalActive();
       this.counters.opsJournaled += 1;
       const appended = this.options.journal.append(recordsOf(described));
-      return isBarrier(described.op) ? appended.then(() => this.options.journal.sync()) : appended;
+      return { acked: isBarrier(described.op) ? appended.then(() => this.options.journal.sync()) : appended };
     }
     let resolveAck: () => void = () => undefined;
     const acknowledged = new Promise<void>((resolvePromise) => (resolveAck = resolvePromise));
@@ -502,7 +509,7 @@ export class Replicator extends EventEmitter {
     this.writeFrame(FrameType.op, entry.seq, body);
     this.counters.opsSent += 1;
     if (described.op.kind === 'write') this.counters.dataBytesSent += described.op.data.length;
-    return acknowledged;
+    return { acked: acknowledged };
   }
 
   /** For the resync: read and queue under the operation lock, so live writes cannot interleave. */
@@ -514,7 +521,7 @@ export class Replicator extends EventEmitter {
       const acks: Promise<void>[] = [];
       for (const item of described) {
         if (item.op.kind === 'write') this.counters.resyncBytesSent += item.op.data.length;
-        acks.push(this.enqueue(item));
+        acks.push((await this.enqueue(item)).acked);
       }
       return { acked: Promise.all(acks).then(() => undefined) };
     });

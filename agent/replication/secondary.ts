@@ -166,13 +166,25 @@ export class SecondaryServer extends EventEmitter {
     };
 
     type Work =
-      | { kind: 'op'; seq: bigint; op: Op; fixes: readonly TimeFix[] }
+      | { kind: 'op'; seq: bigint; op: Op; fixes: readonly TimeFix[]; bytes: number }
       | { kind: 'sums'; id: bigint; path: string; blockBytes: number }
       | { kind: 'list'; id: bigint; path: string };
     const queue: Work[] = [];
+    // Bytes of received operations not applied yet. With async="second" they are acknowledged on
+    // receipt, so the primary's window does not bound them: past queuedBytesMax the socket is
+    // paused (no more reads, no more acknowledgements) until the applier is below queuedBytesLow.
+    let queuedBytes = 0;
+    let paused = false;
     let draining = false;
     let failed = false;
     let syncing = this.options.state.state.syncInProgress;
+
+    // A long piece of work (digests of a large file for a resync or rfsverify) sends no frame for
+    // a while: tell the primary it is progressing, or its sendtimeout drops this secondary.
+    const busyTimer = setInterval(() => {
+      if (authenticated && draining) send(FrameType.pong, 0n, Buffer.alloc(0));
+    }, busyPongIntervalMs);
+    busyTimer.unref();
 
     const fail = (message: string) => {
       if (failed) return;
@@ -227,6 +239,11 @@ export class SecondaryServer extends EventEmitter {
         while (queue.length > 0 && !failed) {
           const work = queue.shift() as Work;
           if (work.kind === 'op') {
+            queuedBytes -= work.bytes;
+            if (paused && queuedBytes <= queuedBytesLow) {
+              paused = false;
+              socket.resume();
+            }
             await applyOne(work.op, work.fixes);
             tracker.applied(work.seq);
             this.lastApplied = work.seq;
@@ -286,7 +303,8 @@ export class SecondaryServer extends EventEmitter {
         case FrameType.op: {
           const { op, fixes } = decodeOp(frame.body);
           tracker.received(frame.seq, isBarrier(op));
-          queue.push({ kind: 'op', seq: frame.seq, op, fixes });
+          queue.push({ kind: 'op', seq: frame.seq, op, fixes, bytes: frame.body.length });
+          queuedBytes += frame.body.length;
           break;
         }
         case FrameType.sumsRequest: {
@@ -315,12 +333,17 @@ export class SecondaryServer extends EventEmitter {
         socket.destroy();
         return;
       }
+      if (!paused && queuedBytes > queuedBytesMax) {
+        paused = true;
+        socket.pause();
+      }
       scheduleAck();
       void drain();
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
       clearTimeout(handshakeTimer);
+      clearInterval(busyTimer);
       if (idleTimer !== undefined) clearTimeout(idleTimer);
       if (this.current === socket) {
         this.current = undefined;
@@ -331,6 +354,13 @@ export class SecondaryServer extends EventEmitter {
     });
   }
 }
+
+/** While applying or computing digests, a pong this often keeps the primary's sendtimeout off. */
+const busyPongIntervalMs = 250;
+
+/** Received, unapplied operation bytes at which the secondary stops reading, and resumes. */
+const queuedBytesMax = 64 * 1024 * 1024;
+const queuedBytesLow = 16 * 1024 * 1024;
 
 export function secondaryStateDir(stateRoot: string, moduleName: string): string {
   return join(stateRoot, moduleName, 'replication');
