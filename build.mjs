@@ -18,12 +18,24 @@ const nodeBundles = [
   // The replication data path runs in its own child process, one per mirror module.
   ['agent/replication/child.ts', 'agent/replication-child.cjs', false],
   ['main/start.ts', 'main/start.cjs', false],
+  ['main/electron/shell.ts', 'main/electron.cjs', false],
+  ['main/electron/preload.ts', 'main/preload.cjs', false],
   ['test/lab/cli.ts', 'lab/hakit-lab.cjs', true],
   ['test/run.ts', 'test/run.cjs', false],
 ];
 
 /** Native or heavy packages stay outside the bundles and load from node_modules. */
-const externalPackages = ['ssh2', 'cpu-features', 'playwright-core', 'esbuild', 'typescript'];
+const externalPackages = [
+  'ssh2',
+  'cpu-features',
+  'playwright-core',
+  'esbuild',
+  'typescript',
+  'better-sqlite3',
+  '@napi-rs/keyring',
+  'electron',
+  'ws',
+];
 
 const sourceDirs = ['agent', 'main', 'renderer', 'test', 'resources'];
 const sourceFiles = ['build.mjs', 'package.json', 'package-lock.json'];
