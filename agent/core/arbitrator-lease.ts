@@ -560,6 +560,9 @@ export function arbitratorHandleRelease(
   if (pending !== null && ((release.unusedClaim && sameGrant(pending.by, ref)) || disowned)) {
     next = { ...next, registered: pending.fallback, unconfirmedClaim: null };
   }
+  // A node disowning its claim is not primary (it checks): a grant it holds, maybe from an
+  // incarnation that crashed, ends too.
+  if (disowned && next.holder !== null && next.holder.node === release.node) next = { ...next, holder: null };
   if (next === module) return { state, reply };
   return { state: { ...state, modules: { ...state.modules, [release.module]: next } }, reply };
 }

@@ -151,6 +151,8 @@ export function initialMirrorCore(
     handover: false,
     swapNosync: false,
     reintegratedEarly: false,
+    pendingResync: null,
+    secondaryLost: false,
     swapRequest: null,
     autoSwapFor: null,
     failoverOffHold: false,
@@ -236,7 +238,11 @@ export function nextDeadlineMs(core: MirrorCore, settings: MirrorSettings, nowMs
     }
   }
   if (lease.pending !== null) deadlines.push(lease.pending.sentAtMs + timing.retryMs);
-  else if (lease.refusal !== null && core.claim !== null) deadlines.push(lease.refusal.atMs + timing.retryMs);
+  else if (lease.refusal !== null && (core.claim !== null || dataHold(core))) {
+    deadlines.push(lease.refusal.atMs + timing.retryMs);
+  } else if (dataHold(core)) {
+    deadlines.push(nowMs + timing.retryMs);
+  }
   if (lease.releasing !== null) deadlines.push(lease.releasing.sentAtMs + timing.retryMs);
   let next: number | null = null;
   for (const deadline of deadlines) {
@@ -478,7 +484,7 @@ function applyEffect(ctx: Context, effect: Effect): boolean {
         (advert !== null && advert.state === 'SECOND' && advert.secondaryOf === core.incarnation
           ? { incarnation: advert.incarnation, attach: advert.attach }
           : core.dropped);
-      ctx.core = { ...core, confirmedSecondary: null, claim, dropped, served: null };
+      ctx.core = { ...core, confirmedSecondary: null, claim, dropped, served: null, secondaryLost: false };
       setPersisted(ctx, { uptodate: false });
       if (ctx.settings.arbitrator === null) commitAloneGeneration(ctx);
       // Asked at once: writes are blocked until the grant, the scripts can run meanwhile.
@@ -924,6 +930,35 @@ function leaseUpkeep(ctx: Context): void {
   }
 }
 
+/** Held in WAIT because of its data (not up to date, inconsistent). */
+function dataHold(core: MirrorCore): boolean {
+  return core.state === 'WAIT' && (core.hold === 'not up to date' || core.hold === 'data inconsistent');
+}
+
+/**
+ * A node held for its data asks the arbitrator, now and then, what it registers: a request the
+ * arbitrator can never grant (a witness without data or claim). The refusal names the registered
+ * generation; if it is a claim of ours we never wrote under, leaseUpkeep disowns it, which may
+ * be all the pair needs to go on (the other node is refused while it stands).
+ */
+function probeArbitrator(ctx: Context): void {
+  const timing = ctx.settings.arbitrator;
+  if (timing === null) return;
+  let lease = ctx.core.lease;
+  if (lease.pending !== null) {
+    if (!leaseRequestTimedOut(lease, timing, ctx.nowMs)) return;
+    lease = markUnreachable(lease, ctx.nowMs);
+  }
+  if (lease.refusal !== null && ctx.nowMs < lease.refusal.atMs + timing.retryMs) {
+    ctx.core = { ...ctx.core, lease };
+    return;
+  }
+  const ask: LeaseAsk = { dataGeneration: null, claim: null, force: false, witness: true };
+  const requested = requestLease(lease, identity(ctx.core, ctx.settings), ask, ctx.nowMs);
+  ctx.core = { ...ctx.core, lease: requested.client };
+  emit(ctx, { type: 'leaseRequest', request: requested.request });
+}
+
 type RoleChoice =
   | { kind: 'hold'; readiness: Readiness; reason: string; messages?: readonly string[] }
   | { kind: 'primary'; target: 'ALONE' | 'PRIM'; force: boolean; witness: boolean; why: string }
@@ -1078,6 +1113,7 @@ function decideWait(ctx: Context): void {
     case 'hold':
       dropClaim(ctx);
       holdWait(ctx, choice.readiness, choice.reason, choice.messages);
+      if (dataHold(ctx.core)) probeArbitrator(ctx);
       return;
     case 'abort':
       dropClaim(ctx);
@@ -1154,6 +1190,10 @@ function promoteFromSecond(ctx: Context, verb: 'alone' | 'swap', steps: MirrorSt
 function decideSecond(ctx: Context): void {
   const core = ctx.core;
   const advert = peerAdvert(core);
+  if (core.pendingResync !== null) {
+    automaticWait(ctx, core.pendingResync);
+    return;
+  }
   if (core.reintegratedEarly && core.job === null) finishReintegration(ctx);
   if (core.secondaryOf === null) {
     // Swapped out: waiting for the peer to take the primary role.
@@ -1306,7 +1346,8 @@ function decidePrimary(ctx: Context): void {
     // replicating to a secondary in sync under the same generation: the secondary and the
     // arbitrator would believe it holds every write of that generation.
     let gone: string | null = null;
-    if (core.peer.status === 'unknown') gone = 'no heartbeat';
+    if (core.secondaryLost) gone = 'secondary lost';
+    else if (core.peer.status === 'unknown') gone = 'no heartbeat';
     else if (advert !== null) {
       const kept =
         confirmed !== null
@@ -1405,6 +1446,10 @@ function keepAuthority(ctx: Context): void {
 
 function decide(ctx: Context): void {
   if (ctx.core.job !== null) return;
+  // Requests that only make sense in one state are forgotten once the node left it.
+  if (ctx.core.pendingResync !== null && ctx.core.state !== 'SECOND')
+    ctx.core = { ...ctx.core, pendingResync: null };
+  if (ctx.core.secondaryLost && ctx.core.state !== 'PRIM') ctx.core = { ...ctx.core, secondaryLost: false };
   switch (ctx.core.state) {
     case 'STOP':
       dropClaim(ctx);
@@ -1536,13 +1581,37 @@ function handleReintegration(ctx: Context, event: Extract<MirrorEvent, { type: '
   }
   emit(ctx, { type: 'resource', name: 'rfs.reintegre_failed', value: 'up' });
   logE(ctx, 'E', 'Reintegration failed');
-  handleCommand(ctx, {
-    type: 'command',
-    verb: 'wait',
-    identity: 'reintegre',
-    origin: { kind: 'caller', who: 'reintegre' },
-    nowMs: event.nowMs,
-  });
+  resynchronise(ctx, 'reintegre', { kind: 'caller', who: 'reintegre' });
+}
+
+/**
+ * The replication layer needs this SECOND to start over (failed reintegration, lost track of its
+ * data): a `wait` counted by maxloop, at once or, if a transition runs, as soon as it ends (it
+ * must never be lost: the node would stay SECOND Transient for ever).
+ */
+function resynchronise(ctx: Context, identity: string, origin: Origin): void {
+  ctx.core = { ...ctx.core, pendingResync: { identity, origin } };
+  settle(ctx);
+}
+
+/** Carries out a pending resynchronisation: the `wait` of a rule, counted by maxloop. */
+function automaticWait(ctx: Context, pending: { identity: string; origin: Origin }): void {
+  ctx.core = { ...ctx.core, pendingResync: null };
+  const counted = countAction(ctx.core.maxloop, ctx.settings, ctx.nowMs);
+  ctx.core = { ...ctx.core, maxloop: counted.state };
+  emit(ctx, { type: 'persist' });
+  if (counted.exceeded) {
+    logE(
+      ctx,
+      'E',
+      `Action wait ${describeOrigin(pending.origin)} refused: maxloop reached (${counted.count} actions within loop_interval)`,
+    );
+    logE(ctx, 'U', 'Action stop called by maxloop');
+    startJob(ctx, 'stop', stopSteps(ctx.core.state, 'stop'));
+    return;
+  }
+  logE(ctx, 'U', `Action wait ${describeOrigin(pending.origin)}`);
+  startJob(ctx, 'wait', stopWaitSteps(ctx.core.state));
 }
 
 /** One step of the automaton. `settings` come from the effective configuration. */
@@ -1574,21 +1643,14 @@ export function stepMirror(core: MirrorCore, event: MirrorEvent, settings: Mirro
       if (event.value === 'down' && ctx.core.state === 'SECOND') {
         // The replication layer lost track of our data: it must be resynchronised.
         setPersisted(ctx, { reintegrating: true, uptodate: false });
-        handleCommand(ctx, {
-          type: 'command',
-          verb: 'wait',
-          identity: 'rfs',
-          origin: { kind: 'rule', rule: 'notuptodate_server' },
-          nowMs: event.nowMs,
-        });
+        resynchronise(ctx, 'rfs', { kind: 'rule', rule: 'notuptodate_server' });
       } else {
         settle(ctx);
       }
       break;
     case 'secondaryLost':
-      if (ctx.core.state === 'PRIM' && ctx.core.job === null && ctx.core.primary) {
-        startJob(ctx, 'alone', primToAloneSteps('secondary lost'));
-      }
+      // Acted on by decidePrimary, now or once the running transition ends.
+      if (ctx.core.primary) ctx.core = { ...ctx.core, secondaryLost: true };
       settle(ctx);
       break;
     case 'lease': {

@@ -239,6 +239,10 @@ export interface MirrorCore extends JobHost {
   swapNosync: boolean;
   /** The reintegration ended while a job still ran: SECOND Ready once the job is over. */
   reintegratedEarly: boolean;
+  /** The replication layer asked for a resynchronisation while a job ran: done after it. */
+  pendingResync: { identity: string; origin: Origin } | null;
+  /** The data path reported its secondary lost while a job ran: PRIM goes ALONE after it. */
+  secondaryLost: boolean;
   swapRequest: { nosync: boolean; origin: Origin } | null;
   /** defaultprim swap done for this secondary incarnation: at most once per pairing. */
   autoSwapFor: number | null;
