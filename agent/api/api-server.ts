@@ -9,6 +9,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { readSafeBuffer, writeSafeBuffer } from '../config/package-io.ts';
@@ -158,6 +159,7 @@ export class ApiServer {
   private readonly throttle = new LoginThrottle();
   private readonly routes: Route[];
   private servers: Server[] = [];
+  private httpsServer: ReturnType<typeof createHttpsServer> | null = null;
 
   constructor(private readonly options: ApiServerOptions) {
     this.routes = this.buildRoutes();
@@ -417,6 +419,34 @@ export class ApiServer {
             status: 200,
             body: { exitCode: response.exitCode, stdout: response.text, stderr: response.error ?? '' },
           };
+        },
+      },
+      {
+        method: 'PUT',
+        path: '/api/v1/tls',
+        role: 'Admin',
+        summary:
+          'Install the node certificate (e.g. signed by the console CA): body {"cert": PEM, "key": PEM}; checked, then served at once',
+        handle: async ({ request }) => {
+          const body = await readJson(request);
+          if (typeof body.cert !== 'string' || typeof body.key !== 'string')
+            throw new HttpError(400, 'cert and key must be PEM text');
+          let fingerprint: string;
+          try {
+            const certificate = new X509Certificate(body.cert);
+            if (!certificate.checkPrivateKey(createPrivateKey(body.key)))
+              throw new Error('the key does not belong to the certificate');
+            if (new Date(certificate.validTo).getTime() < Date.now())
+              throw new Error(`the certificate expired on ${certificate.validTo}`);
+            fingerprint = certificate.fingerprint256;
+          } catch (error) {
+            throw new HttpError(400, 'certificate refused', (error as Error).message);
+          }
+          // The key first, then the certificate: both are complete files before either is used.
+          writeFileDurably(this.options.tls.keyFile, body.key, 0o600);
+          writeFileDurably(this.options.tls.certFile, body.cert, 0o644);
+          this.httpsServer?.setSecureContext({ cert: body.cert, key: body.key, minVersion: 'TLSv1.2' });
+          return { status: 200, body: { fingerprint } };
         },
       },
       {
@@ -719,6 +749,7 @@ export class ApiServer {
       },
       this.handler(true),
     );
+    this.httpsServer = httpsServer;
     const httpServer = createHttpServer(this.handler(false));
     for (const [server, port] of [
       [httpsServer, this.options.httpsPort],

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { mkdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TLSSocket } from 'node:tls';
@@ -565,5 +565,94 @@ describe('agent on lab nodes', { skip, timeout: 600_000 }, () => {
     assert.equal(proxied.json().node, 'n2');
     const denied = await api('n1', 'GET', '/nodes/n2/api/v1/apikeys', { token: tokens.Monitor });
     assert.equal(denied.status, 403, 'the proxy does not lift the caller above its role');
+  });
+
+  test('a certificate signed by a console CA can be installed, is checked first and served at once', async () => {
+    const dir = `${workDir}/ca`;
+    mkdirSync(dir, { recursive: true });
+    const ssl = (args: string[]) => runCommand('openssl', args, { timeoutMs: 30_000 });
+    await ssl([
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '30',
+      '-subj',
+      '/CN=hakit test CA',
+      '-keyout',
+      `${dir}/ca.key`,
+      '-out',
+      `${dir}/ca.crt`,
+    ]);
+    await ssl([
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-subj',
+      '/CN=n1',
+      '-keyout',
+      `${dir}/n1.key`,
+      '-out',
+      `${dir}/n1.csr`,
+    ]);
+    writeFileSync(`${dir}/san.ext`, `subjectAltName=DNS:n1,IP:${node('n1').ip}\n`);
+    await ssl([
+      'x509',
+      '-req',
+      '-in',
+      `${dir}/n1.csr`,
+      '-CA',
+      `${dir}/ca.crt`,
+      '-CAkey',
+      `${dir}/ca.key`,
+      '-CAcreateserial',
+      '-days',
+      '30',
+      '-extfile',
+      `${dir}/san.ext`,
+      '-out',
+      `${dir}/n1.crt`,
+    ]);
+    const cert = readFileSync(`${dir}/n1.crt`, 'utf8');
+    const key = readFileSync(`${dir}/n1.key`, 'utf8');
+    const wrongKey = readFileSync(`${dir}/ca.key`, 'utf8');
+    const refused = await api('n1', 'PUT', '/api/v1/tls', {
+      token: tokens.Admin,
+      body: JSON.stringify({ cert, key: wrongKey }),
+      contentType: 'application/json',
+    });
+    assert.equal(refused.status, 400);
+    assert.match(String(refused.json().detail), /key does not belong/);
+    assert.equal(
+      (
+        await api('n1', 'PUT', '/api/v1/tls', {
+          token: tokens.Control,
+          body: '{}',
+          contentType: 'application/json',
+        })
+      ).status,
+      403,
+    );
+    const installed = await api('n1', 'PUT', '/api/v1/tls', {
+      token: tokens.Admin,
+      body: JSON.stringify({ cert, key }),
+      contentType: 'application/json',
+    });
+    assert.equal(installed.status, 200, installed.body);
+    const fingerprint = String(installed.json().fingerprint);
+    assert.notEqual(fingerprint, fingerprints.n1);
+    fingerprints.n1 = fingerprint;
+    assert.equal(
+      (await api('n1', 'GET', '/api/v1/level', { token: tokens.Monitor })).json().fingerprint,
+      fingerprint,
+    );
+    assert.match((await cli('n1', 'level')).stdout, new RegExp(fingerprint));
   });
 });
