@@ -140,6 +140,16 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`${(error as Error).message}\n`);
     return 1;
   }
+  // The FUSE binding needs libfuse-dev, which the step above provides: build it now (only when its
+  // sources changed), so replication code and tests find it. A failure is reported and the tests
+  // that need the binding say why they cannot run.
+  const addonBuild = await runProcess(
+    process.execPath,
+    ['--import', 'tsx', join('agent', 'replication', 'fuse', 'build-addon.ts')],
+    10 * 60_000,
+  );
+  if (addonBuild !== 0)
+    process.stderr.write(`test runner: the FUSE binding did not build (exit ${addonBuild})\n`);
   const total = emptyCounts();
   // A directory stands for every test file below it.
   const fileArgs = requested

@@ -15,7 +15,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ensureSystemPackages, labSystemPackages } from '../system-packages.ts';
 import {
   addressPlan,
@@ -410,6 +410,7 @@ async function startNode(state: LabState, node: LabNode, initScriptFile: string)
         HLAB_NODE: node.name,
         HLAB_NODE_DIR: dir,
         HLAB_HOSTS_FILE: join(labDir(lab), 'hosts'),
+        HLAB_KEEP_DIRS: keptHostDirs().join(' '),
       },
     },
   );
@@ -429,6 +430,20 @@ async function startNode(state: LabState, node: LabNode, initScriptFile: string)
       `sshd of node ${node.name} is not listening on ${node.ip}:22:\n${tailOf(join(dir, 'sshd.log'), 10)}`,
     );
   }
+}
+
+/**
+ * Host folders under /tmp that stay visible in the nodes, whose /tmp is private: the repository
+ * (tests run its code inside nodes) when it is checked out under /tmp, as a CI clone may be.
+ */
+function keptHostDirs(): string[] {
+  const repoDir = resolve(import.meta.dirname, '..', '..');
+  const kept = repoDir.startsWith('/tmp/') ? [repoDir] : [];
+  for (const dir of kept) {
+    if (/\s/.test(dir))
+      throw new LabError(`cannot keep ${dir} visible in lab nodes: its path has white space`);
+  }
+  return kept;
 }
 
 function plannedNodeNames(options: LabUpOptions): string[] {

@@ -19,8 +19,22 @@ bind_private "$node_dir/mnt/sys/opt-hakit" /opt/hakit
 bind_private "$node_dir/mnt/sys/var-hakit" /var/hakit
 bind_private "$node_dir/mnt/sys/etc-hakit" /etc/hakit
 bind_private "$node_dir/mnt/sys/run-hakit" /run/hakit
+# Folders of the host under /tmp that nodes must still see (the repository when it is checked out
+# there): held aside before /tmp is replaced, then bound back at the same path.
+keep_index=0
+for keep in $HLAB_KEEP_DIRS; do
+  mkdir -p "$node_dir/mnt/keep$keep_index"
+  mount --bind "$keep" "$node_dir/mnt/keep$keep_index"
+  keep_index=$((keep_index + 1))
+done
 bind_private "$node_dir/mnt/sys/tmp" /tmp
 chmod 1777 /tmp
+keep_index=0
+for keep in $HLAB_KEEP_DIRS; do
+  mkdir -p "$keep"
+  mount --bind "$node_dir/mnt/keep$keep_index" "$keep"
+  keep_index=$((keep_index + 1))
+done
 bind_private "$node_dir/mnt/srv/srv" /srv
 mount --bind "$HLAB_HOSTS_FILE" /etc/hosts
 mkdir -p /run/sshd
