@@ -223,6 +223,7 @@ describe('agent package and install', { skip, timeout: 900_000 }, () => {
         '  - run install.sh as root (this is uid 65534)\n' +
         '  - this package is for Linux x86_64; this machine is Linux aarch64\n' +
         '  - command not found: sha256sum (package coreutils)\n' +
+        '  - command not found: openssl (package openssl)\n' +
         '  - command not found: setsid (package util-linux)\n' +
         'Nothing was changed.\n',
     );
@@ -233,6 +234,7 @@ describe('agent package and install', { skip, timeout: 900_000 }, () => {
       asRoot.stderr,
       `install.sh: cannot install hakit ${hakitVersion} on this machine:\n` +
         '  - command not found: sha256sum (package coreutils)\n' +
+        '  - command not found: openssl (package openssl)\n' +
         '  - command not found: setsid (package util-linux)\n' +
         'Nothing was changed.\n',
     );
