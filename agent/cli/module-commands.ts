@@ -6,21 +6,14 @@ import {
   type ControlRequest,
   type ControlResponse,
   controlMessageBytesMax,
+  moduleActionVerbs,
 } from '../daemon/control-protocol.ts';
 import { nodePaths } from '../daemon/paths.ts';
 import { DaemonUnreachableError, sendControl } from './control-client.ts';
 
 /** Verbs the daemon answers; `hakit help` lists them. */
 export const daemonVerbs: readonly string[] = [
-  'start',
-  'stop',
-  'restart',
-  'stopstart',
-  'forcestop',
-  'prim',
-  'second',
-  'swap',
-  'primforce',
+  ...moduleActionVerbs,
   'shutdown',
   'waitstart',
   'waitstop',

@@ -4,7 +4,7 @@ import type { Origin } from '../core/farm-automaton.ts';
 import { validateResourceAssignment } from '../core/resources.ts';
 import { formatState, type ModuleStateName, moduleStateNames, stateExitCode } from '../core/states.ts';
 import { hakitVersion } from '../version.ts';
-import type { ControlRequest, ControlResponse } from './control-protocol.ts';
+import { type ControlRequest, type ControlResponse, moduleActionVerbs } from './control-protocol.ts';
 import { formatLogEntry } from './module-log.ts';
 import { execFile } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -107,17 +107,7 @@ function waitFor(
   });
 }
 
-const controlVerbs: ReadonlySet<string> = new Set([
-  'start',
-  'stop',
-  'restart',
-  'stopstart',
-  'forcestop',
-  'prim',
-  'second',
-  'swap',
-  'primforce',
-]);
+const controlVerbs: ReadonlySet<string> = new Set(moduleActionVerbs);
 /** `prim fullsync`, `second fullsync`, `swap nosync` (reference 7.3). */
 const commandOptionWords: ReadonlySet<string> = new Set(['fullsync', 'nosync']);
 

@@ -4,6 +4,19 @@
 
 export const controlMessageBytesMax = 4 * 1024 * 1024;
 
+/** Verbs that act on a module's automaton (the CLI sends them, the daemon hands them to it). */
+export const moduleActionVerbs: readonly string[] = [
+  'start',
+  'stop',
+  'restart',
+  'stopstart',
+  'forcestop',
+  'prim',
+  'second',
+  'swap',
+  'primforce',
+];
+
 export interface ControlRequest {
   verb: string;
   /** The module, from -m or $SAFEMODULE. */
