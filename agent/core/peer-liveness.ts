@@ -289,6 +289,25 @@ export function expireLans<A extends AdvertBase>(
   return { state: changed ? { ...state, lans } : state, changes };
 }
 
+/**
+ * A `start` while every heartbeat is lost looks again before it concludes the peer is gone: each
+ * lost lan goes back to `init` and is given one more timeout. A link that just came back then
+ * shows the peer (one pulse) instead of letting both nodes start primary (a needless split
+ * brain); a peer that is really gone is declared lost again one timeout later.
+ */
+export function recheckLostLans<A extends AdvertBase>(
+  state: LivenessState<A>,
+  nowMs: number,
+): { state: LivenessState<A>; changes: ResourceChange[] } {
+  if (!state.lans.every((lan) => lan.status === 'down')) return { state, changes: [] };
+  const changes: ResourceChange[] = state.lans.map((lan) => ({
+    resource: `heartbeat.${lan.ident}`,
+    value: 'init',
+  }));
+  const lans = state.lans.map((lan) => ({ ...lan, status: 'init' as const, lastPacketAtMs: nowMs }));
+  return { state: { ...state, lans }, changes };
+}
+
 /** When the next lan may time out, for the daemon's timer. */
 export function nextLivenessDeadlineMs<A extends AdvertBase>(state: LivenessState<A>): number | null {
   let deadline: number | null = null;

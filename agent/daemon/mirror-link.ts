@@ -5,6 +5,7 @@ import type { MirrorAdvert, MirrorPeerView } from '../core/mirror-automaton.ts';
 import type { Generation } from '../core/mirror-data.ts';
 import {
   expireLans,
+  recheckLostLans,
   heartbeatResources,
   initialLiveness,
   type LivenessSettings,
@@ -195,6 +196,20 @@ export class MirrorLink {
     this.liveness = expired.state;
     for (const change of expired.changes) this.hooks.onLanResource(change.resource, change.value);
     this.publish(nowMs, false);
+  }
+
+  /**
+   * Before a `start`: lost heartbeats get one more timeout (see recheckLostLans). Returns the new
+   * peer view for the caller to apply before the command, or null when nothing changed.
+   */
+  recheckLostPeer(nowMs: number): MirrorPeerView | null {
+    const rechecked = recheckLostLans(this.liveness, nowMs);
+    if (rechecked.changes.length === 0) return null;
+    this.liveness = rechecked.state;
+    for (const change of rechecked.changes) this.hooks.onLanResource(change.resource, change.value);
+    const view = peerView(this.liveness);
+    this.lastViewKey = view.status;
+    return view;
   }
 
   /** Peer events go to the automaton on every accepted advert and whenever the view changes. */

@@ -656,6 +656,10 @@ export class ModuleSupervisor {
         // The automaton must hold at its wait step on a verdict made now, not on one from before
         // the checkers of the new state were switched on.
         this.evaluateRulesNow(false);
+        if (verb === 'start' && this.link !== null && this.driver.view().state === 'STOP') {
+          const view = this.link.recheckLostPeer(event.nowMs);
+          if (view !== null) this.apply({ type: 'peer', view, nowMs: event.nowMs });
+        }
         const outcome = this.apply(event);
         if (outcome.accepted && verb === 'start') {
           // A start re-evaluates the wait rules at once instead of a whole period later.

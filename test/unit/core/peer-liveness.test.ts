@@ -15,6 +15,7 @@ import {
   peerView,
   preparePacket,
   receivePacket,
+  recheckLostLans,
 } from '../../../agent/core/peer-liveness.ts';
 
 interface Advert {
@@ -76,6 +77,26 @@ describe('peer liveness', () => {
     assert.deepEqual(peerView(state), { status: 'unknown' });
     assert.deepEqual(heartbeatResources(state), { 'heartbeat.default': 'down', 'heartbeat.flow': 'down' });
     assert.equal(nextLivenessDeadlineMs(state), null);
+  });
+
+  test('a start with every lan lost looks again for one timeout: a returning peer is seen, a gone one lost again', () => {
+    let state = expireLans(start(), 5000).state;
+    assert.deepEqual(peerView(state), { status: 'unknown' });
+    const rechecked = recheckLostLans(state, 10_000);
+    assert.deepEqual(rechecked.changes, [
+      { resource: 'heartbeat.default', value: 'init' },
+      { resource: 'heartbeat.flow', value: 'init' },
+    ]);
+    state = rechecked.state;
+    assert.deepEqual(peerView(state), { status: 'init' }, 'not UNKNOWN while looking again');
+    assert.equal(nextLivenessDeadlineMs(state), 11_000);
+    const seen = receivePacket(state, settings, 'default', packet(1), 10_100);
+    assert.equal(peerView(seen.state).status, 'up', 'the peer whose link came back is seen');
+    state = expireLans(state, 11_000).state;
+    assert.deepEqual(peerView(state), { status: 'init' });
+    state = expireLans(state, 13_000).state;
+    assert.deepEqual(peerView(state), { status: 'unknown' }, 'still silent: lost again');
+    assert.deepEqual(recheckLostLans(seen.state, 10_200).changes, [], 'nothing to recheck while a lan is up');
   });
 
   test('a packet brings its lan up and the peer view with its advert', () => {
