@@ -1,7 +1,16 @@
 // cluster.xml: text in, ClusterConfig and located problems out (reference §4.14). Pure.
+import { leaseMsMax, leaseMsMin } from '../core/arbitrator-lease.ts';
 import { parseAddress } from './addresses.ts';
 import { clusterRootName, clusterSchema } from './cluster-schema.ts';
-import type { ClusterConfig, ClusterLan, LanNode, NodeAddress, OnOff, SourceRef } from './model.ts';
+import type {
+  ClusterArbitrator,
+  ClusterConfig,
+  ClusterLan,
+  LanNode,
+  NodeAddress,
+  OnOff,
+  SourceRef,
+} from './model.ts';
 import { LineIndex } from './positions.ts';
 import { type ConfigProblem, ProblemCollector } from './problems.ts';
 import { elementHomes } from './schema.ts';
@@ -79,6 +88,27 @@ function validateCluster(cluster: ClusterConfig, root: SourceRef, problems: Prob
       `no lan contains every node (${cluster.nodes.join(', ')}); at least one must`,
     );
   }
+  const arbitrator = cluster.arbitrator;
+  if (arbitrator !== undefined && (arbitrator.leaseMs < leaseMsMin || arbitrator.leaseMs > leaseMsMax)) {
+    problems.error(
+      'invalid-value',
+      attributeSiteOf(arbitrator.source, 'lease'),
+      `arbitrator lease ${arbitrator.leaseMs} ms is out of ${leaseMsMin} ms..${leaseMsMax / 1000} s`,
+      'a few seconds suits most clusters (default 4s)',
+    );
+  }
+  for (const lan of cluster.lans) {
+    const clash = lan.nodes.find(
+      (node) => arbitrator !== undefined && node.addr.host === arbitrator.addr.host,
+    );
+    if (clash !== undefined && arbitrator !== undefined) {
+      problems.error(
+        'cluster',
+        attributeSiteOf(arbitrator.source, 'addr'),
+        `the arbitrator ${arbitrator.addr.raw} is node ${clash.name} of lan ${lan.name}: it must be a third host`,
+      );
+    }
+  }
   const commandLans = cluster.lans.filter((lan) => lan.command === 'on');
   for (const extra of commandLans.slice(1)) {
     problems.error(
@@ -153,7 +183,19 @@ export function loadClusterXml(text: string, options: { readonly file?: string }
       const value = lansElement?.value(name);
       return typeof value === 'number' ? value : 0;
     };
+    const arbitratorElement = root.child('arbitrator');
+    const arbitratorAddr = addressOf(arbitratorElement?.given.get('addr') as string | undefined);
+    const arbitrator: ClusterArbitrator | undefined =
+      arbitratorElement === undefined || arbitratorAddr === undefined
+        ? undefined
+        : {
+            addr: arbitratorAddr,
+            portUdp: Number(arbitratorElement.value('port')),
+            leaseMs: Number(arbitratorElement.value('lease')),
+            source: refs.of(arbitratorElement),
+          };
     cluster = {
+      ...(arbitrator === undefined ? {} : { arbitrator }),
       portUdp: lansElement === undefined ? 4800 : numberOf('port'),
       pulseMs: lansElement === undefined ? 100 : numberOf('pulse'),
       mlostCount: lansElement === undefined ? 20 : numberOf('mlost_count'),

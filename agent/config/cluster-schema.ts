@@ -58,6 +58,24 @@ export const clusterSchema: ElementSpec = element(
       { lan },
       { occurrencesMax: 1 },
     ),
+    arbitrator: element(
+      'hakit extension: a third host running `hakitd --arbitrator` that grants each mirror module a ' +
+        'time-bounded primary lease, so two nodes never run the primary side at once.',
+      {
+        addr: address(true, 'IPv4, [IPv6] or DNS name of the arbitrator.', {
+          required: 'set the arbitrator address',
+        }),
+        port: portNumber(4810, 'UDP port of the arbitrator.'),
+        lease: duration(
+          'ms',
+          4000,
+          false,
+          'How long a grant lasts. A dead primary is replaced after at most about this long.',
+        ),
+      },
+      {},
+      { occurrencesMax: 1 },
+    ),
   },
 );
 

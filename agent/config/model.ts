@@ -423,4 +423,13 @@ export interface ClusterConfig {
   readonly nodes: readonly string[];
   /** The lan for distributed commands: the one with command="on", else the first. */
   readonly commandLan: string | undefined;
+  /** hakit extension: the lease arbitrator of the mirror modules, if any. */
+  readonly arbitrator?: ClusterArbitrator;
+}
+
+export interface ClusterArbitrator {
+  readonly addr: NodeAddress;
+  readonly portUdp: number;
+  readonly leaseMs: number;
+  readonly source: SourceRef;
 }

@@ -43,6 +43,30 @@ export function assertLeaseTiming(timing: LeaseTiming): void {
   }
 }
 
+/** Shortest and longest lease cluster.xml may set: renewals and the margin need room. */
+export const leaseMsMin = 1500;
+export const leaseMsMax = 600_000;
+
+/**
+ * The timing a deployment uses for a configured lease: clocks within 1 % of real time (far
+ * looser than any NTP-less quartz), renewals every quarter lease, and a margin of an eighth
+ * (at least 200 ms) that covers fencing and scheduling delays.
+ */
+export function leaseTimingFor(leaseMs: number): LeaseTiming {
+  if (!Number.isInteger(leaseMs) || leaseMs < leaseMsMin || leaseMs > leaseMsMax) {
+    throw new Error(`lease ${leaseMs} ms out of ${leaseMsMin}..${leaseMsMax} ms`);
+  }
+  const timing: LeaseTiming = {
+    leaseMs,
+    driftPpm: 10_000,
+    marginMs: Math.max(200, Math.floor(leaseMs / 8)),
+    renewMs: Math.floor(leaseMs / 4),
+    retryMs: Math.min(250, Math.floor(leaseMs / 6)),
+  };
+  assertLeaseTiming(timing);
+  return timing;
+}
+
 /** A duration measured on one clock, shortened so it is certainly over on any other clock. */
 export function shrinkForDrift(durationMs: number, driftPpm: number): number {
   return Math.floor((durationMs * (1_000_000 - driftPpm)) / (1_000_000 + driftPpm));

@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { hakitVersion } from '../version.ts';
 import { join } from 'node:path';
+import { arbitratorUsage, parseArbitratorArgs, runArbitrator } from '../arbitrator/run.ts';
 import { ApiServer } from '../api/api-server.ts';
 import { readApiSettings } from '../api/api-settings.ts';
 import { Credentials, credentialsFile } from '../api/credentials.ts';
@@ -18,7 +19,8 @@ import { nodePaths } from './paths.ts';
 import { acquirePidLock, DaemonAlreadyRunningError } from './pid-lock.ts';
 
 const usage = `usage: hakitd [--version]
-Runs the hakit node daemon in the foreground until SIGTERM.`;
+Runs the hakit node daemon in the foreground until SIGTERM.
+   or: ${arbitratorUsage}`;
 
 function log(message: string): void {
   process.stderr.write(`hakitd: ${message}\n`);
@@ -115,6 +117,14 @@ async function main(argv: readonly string[]): Promise<number> {
   if (argv.includes('--help')) {
     process.stdout.write(`${usage}\n`);
     return 0;
+  }
+  if (argv[0] === '--arbitrator') {
+    try {
+      return await runArbitrator(nodePaths(), parseArbitratorArgs(argv), log);
+    } catch (error) {
+      log(`arbitrator cannot start: ${(error as Error).message}`);
+      return 1;
+    }
   }
   if (argv.length > 0) {
     process.stderr.write(`hakitd: unknown arguments: ${argv.join(' ')}\n${usage}\n`);

@@ -1,6 +1,7 @@
 // Reads the cluster key (`$SAFEVAR/cluster/cluster.key`, written by `hakit cluster genkey`) that
 // authenticates heartbeats. Refuses a key readable by group or others: anyone who reads it can
 // forge heartbeats.
+import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { parseClusterKey } from './packet.ts';
 
@@ -27,4 +28,9 @@ export function loadClusterKey(file: string): Buffer {
   } catch (error) {
     throw new Error(`${file}: ${(error as Error).message}`, { cause: error });
   }
+}
+
+/** The cluster's public name, derived from its key: packets of another cluster are told apart. */
+export function clusterIdOf(key: Buffer): string {
+  return `hakit-${createHash('sha256').update(key).digest('hex').slice(0, 12)}`;
 }

@@ -128,4 +128,37 @@ describe('cluster.xml', () => {
       /cluster.xml defines no <lan>/,
     );
   });
+
+  test('<arbitrator>: address, port and lease with defaults; a short lease or a node address is refused', () => {
+    const lans =
+      '<lans><lan name="default"><node name="n1" addr="10.0.0.1"/><node name="n2" addr="10.0.0.2"/></lan></lans>';
+    const loaded = loadClusterXml(`<cluster>${lans}<arbitrator addr="10.0.0.3"/></cluster>`);
+    assert.deepEqual(loaded.problems, []);
+    const arbitrator = loaded.cluster?.arbitrator;
+    assert.deepEqual(
+      [arbitrator?.addr.host, arbitrator?.portUdp, arbitrator?.leaseMs],
+      ['10.0.0.3', 4810, 4000],
+    );
+    const custom = loadClusterXml(
+      `<cluster>${lans}<arbitrator addr="[fd00::3]" port="4999" lease="2.5s"/></cluster>`,
+    );
+    assert.deepEqual(
+      [
+        custom.cluster?.arbitrator?.addr.kind,
+        custom.cluster?.arbitrator?.portUdp,
+        custom.cluster?.arbitrator?.leaseMs,
+      ],
+      ['ipv6', 4999, 2500],
+    );
+    const short = loadClusterXml(`<cluster>${lans}\n<arbitrator addr="10.0.0.3" lease="500ms"/></cluster>`);
+    const tooShort = errors(short.problems).find((problem) => problem.message.includes('lease 500 ms'));
+    assert.ok(tooShort, JSON.stringify(short.problems));
+    assert.equal(tooShort.line, 2);
+    const onNode = loadClusterXml(`<cluster>${lans}<arbitrator addr="10.0.0.2"/></cluster>`);
+    assert.match(errors(onNode.problems)[0]?.message ?? '', /is node n2 of lan default: it must be a third host/);
+    const twice = loadClusterXml(
+      `<cluster>${lans}<arbitrator addr="10.0.0.3"/><arbitrator addr="10.0.0.4"/></cluster>`,
+    );
+    assert.equal(twice.ok, false);
+  });
 });
