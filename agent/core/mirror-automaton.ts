@@ -684,7 +684,12 @@ function planCommand(core: MirrorCore, verb: MirrorVerb, options: CommandOptions
     case 'prim':
     case 'second':
     case 'primforce': {
-      if (core.state !== 'STOP') return `${verb} is not possible in state ${core.state} (${core.readiness})`;
+      // A node held in WAIT (NotReady), e.g. after failover="off" (M10), is promoted by `prim`.
+      const held = core.state === 'WAIT' && core.readiness === 'NotReady' && core.job === null;
+      const fromHold = held && (verb === 'prim' || verb === 'primforce');
+      if (core.state !== 'STOP' && !fromHold) {
+        return `${verb} is not possible in state ${core.state} (${core.readiness})`;
+      }
       const advert = peerAdvert(core);
       if (verb === 'prim' && core.persisted.reintegrating) {
         return (
@@ -698,12 +703,14 @@ function planCommand(core: MirrorCore, verb: MirrorVerb, options: CommandOptions
       if (verb === 'second' && !(advert?.primary ?? false)) {
         return 'second refused: the remote node is not primary';
       }
-      return startSteps({
+      const intent: Extract<Effect, { type: 'intent' }> = {
         type: 'intent',
         intent: verb,
         fullsync: options.fullsync === true,
         failoverOffHold: false,
-      });
+      };
+      if (fromHold) return [{ kind: 'effect', effect: intent }, { kind: 'awaitWaitClear' }];
+      return startSteps(intent);
     }
     case 'stop':
       return core.state === 'STOP' ? 'module is already stopped' : stopSteps(core.state, 'stop');

@@ -368,6 +368,22 @@ describe('reference 2.2: the transitions M1-M17', () => {
     assert.ok(!s.allActions.includes('vip set'));
   });
 
+  test('M10: `prim` promotes the held node where it waits, without a stop; `start` there is refused', () => {
+    const s = second();
+    s.play({ type: 'failoverSetting', value: 'off' });
+    s.play(peer.unknown);
+    s.play({ type: 'runScripts' });
+    assert.equal(s.state, 'WAIT NotReady');
+    const start = s.play({ type: 'command', verb: 'start' });
+    assert.equal(start.accepted, false);
+    const prim = s.play({ type: 'command', verb: 'prim' });
+    assert.equal(prim.accepted, true, prim.message);
+    s.play({ type: 'runScripts' });
+    assert.equal(s.state, 'ALONE Ready');
+    assert.ok(s.allActions.includes('vip set'));
+    assert.equal(s.core.hold, null);
+  });
+
   test('M10: only `prim` promotes it (after stop)', () => {
     const s = second();
     s.play({ type: 'failoverSetting', value: 'off' });
