@@ -39,6 +39,8 @@ import { type NodeTrust, writeTrust } from './node-trust.ts';
 import { applyClusterFile, clusterKeyFile } from '../daemon/cluster-files.ts';
 import { writeFileDurably } from '../daemon/durable-file.ts';
 import { createSnapshot } from './snapshot.ts';
+import { PreflightInputError, preflightRequestOf, runPreflight } from './preflight.ts';
+import { listScriptLogs, readScriptLog } from './script-logs.ts';
 
 export const jsonBodyBytesMax = 1024 * 1024;
 export const uploadBytesMax = 64 * 1024 * 1024;
@@ -367,6 +369,56 @@ export class ApiServer {
             status: 200,
             raw: { contentType: 'application/zip', data: snapshot.zip, filename: snapshot.fileName },
           };
+        },
+      },
+      {
+        method: 'GET',
+        path: '/api/v1/modules/:module/scriptlogs',
+        role: 'Monitor',
+        summary: 'The script logs (userlog files, one per script run) of the module, newest first',
+        handle: async ({ params }) => {
+          this.requireModule(params.module ?? '');
+          const dir = join(this.options.paths.moduleStateDir, params.module ?? '');
+          return { status: 200, body: { files: listScriptLogs(dir) } };
+        },
+      },
+      {
+        method: 'GET',
+        path: '/api/v1/modules/:module/scriptlogs/:file',
+        role: 'Monitor',
+        summary: 'One script log (the last 256 KiB): {name, bytes, truncated, text}',
+        handle: async ({ params }) => {
+          this.requireModule(params.module ?? '');
+          const dir = join(this.options.paths.moduleStateDir, params.module ?? '');
+          const found = readScriptLog(dir, params.file ?? '');
+          if (!found) throw new HttpError(404, `no script log ${params.file} for module ${params.module}`);
+          return { status: 200, body: found };
+        },
+      },
+      {
+        method: 'GET',
+        path: '/api/v1/preflight',
+        role: 'Monitor',
+        summary:
+          'Pre-flight checks for a module before deploy; query vip=, port=, udp=, dir= (repeatable), diskMb=, now= (caller ms), fuse=0|1, module=',
+        handle: async ({ query }) => {
+          let request;
+          try {
+            request = preflightRequestOf(query);
+          } catch (error) {
+            if (error instanceof PreflightInputError)
+              throw new HttpError(400, 'bad pre-flight request', error.message);
+            throw error;
+          }
+          const report = await runPreflight(request, {
+            safeVar: this.options.paths.safeVar,
+            moduleState:
+              request.module === null
+                ? null
+                : (this.options.registry.get(request.module)?.status().state ?? null),
+            nowMs: () => Date.now(),
+          });
+          return { status: 200, body: report };
         },
       },
       {

@@ -28,6 +28,8 @@ export interface ConsoleInfo {
   /** Whether "Try it on a local lab" can run here, and why not. */
   lab: { available: boolean; reason: string };
   agentPackage: { file: string | null; version: string | null; reason: string };
+  /** SHA-256 fingerprint of the console's CA, null until it issued its first node certificate. */
+  caFingerprint: string | null;
 }
 
 export interface SiteSummary {
@@ -60,6 +62,8 @@ export interface NodeView {
   /** SHA-256 fingerprint of the pinned node certificate (from `hakit level`). */
   apiFingerprint: string | null;
   hasApiToken: boolean;
+  /** The node's API certificate was issued by the console's CA (and the CA is pinned). */
+  apiCertificateByCa: boolean;
   agentVersion: string | null;
   installedMs: number | null;
 }
@@ -221,6 +225,7 @@ export type ActionName =
   | 'swap'
   | 'prim'
   | 'second'
+  | 'primforce'
   | 'failover-on'
   | 'failover-off'
   | 'boot-on'
@@ -234,6 +239,7 @@ export const actionNames: readonly ActionName[] = [
   'swap',
   'prim',
   'second',
+  'primforce',
   'failover-on',
   'failover-off',
   'boot-on',
@@ -279,7 +285,8 @@ export interface LogEntryView {
 export interface DeployNodeResult {
   nodeId: Id;
   node: string;
-  outcome: 'deployed' | 'unchanged' | 'conflict' | 'failed';
+  /** `refused`: the agent's pre-flight found a blocking problem; nothing was sent to any node. */
+  outcome: 'deployed' | 'unchanged' | 'conflict' | 'failed' | 'refused';
   detail: string;
 }
 
@@ -302,6 +309,45 @@ export interface PreflightCheck {
   name: string;
   ok: boolean;
   detail: string;
+}
+
+/** One node's answer to the agent's pre-flight (`GET /api/v1/preflight`) for a module. */
+export interface NodePreflight {
+  nodeId: Id;
+  node: string;
+  /** No blocking problem on this node (warnings allowed). */
+  ok: boolean;
+  checks: (PreflightCheck & { severity: 'error' | 'warning' })[];
+}
+
+export interface ModulePreflight {
+  module: string;
+  ok: boolean;
+  nodes: NodePreflight[];
+  /** Comparisons between nodes: the same owner of each replicated directory. */
+  across: PreflightCheck[];
+  atMs: number;
+}
+
+/** One script run's log (userlog) on a node. */
+export interface ScriptLogInfo {
+  nodeId: Id;
+  node: string;
+  name: string;
+  script: string;
+  startedMs: number | null;
+  bytes: number;
+  modifiedMs: number;
+}
+
+export interface ScriptLogText {
+  nodeId: Id;
+  node: string;
+  name: string;
+  bytes: number;
+  /** Only the end of a long log is sent. */
+  truncated: boolean;
+  text: string;
 }
 
 export interface ClusterPushResult {
@@ -419,7 +465,14 @@ export interface ConsoleApi {
   }): Promise<Diagnostic[]>;
   diffModule(params: { moduleDbId: Id }): Promise<ModuleDiff[]>;
   pullModule(params: { moduleDbId: Id; nodeId: Id }): Promise<PullResult>;
-  deployModule(params: { moduleDbId: Id; force: boolean }): Promise<DeployNodeResult[]>;
+  /** The agents' pre-flight checks for this module on every installed node. */
+  modulePreflight(params: { moduleDbId: Id }): Promise<ModulePreflight>;
+  /** Runs the agents' pre-flight first (skipPreflight to deploy anyway). */
+  deployModule(params: {
+    moduleDbId: Id;
+    force: boolean;
+    skipPreflight?: boolean;
+  }): Promise<DeployNodeResult[]>;
 
   watchCluster(params: { clusterId: Id }): Promise<LiveMatrix>;
   unwatchCluster(params: { clusterId: Id }): Promise<void>;
@@ -434,6 +487,13 @@ export interface ConsoleApi {
     verbose: boolean;
   }): Promise<LogEntryView[]>;
   followLog(params: { clusterId: Id; module: string; follow: boolean }): Promise<void>;
+  /** The script runs' logs of a module on the installed nodes (or the ones given), newest first. */
+  scriptLogs(params: {
+    clusterId: Id;
+    module: string;
+    nodeIds: Id[];
+  }): Promise<{ files: ScriptLogInfo[]; errors: string[] }>;
+  scriptLog(params: { clusterId: Id; module: string; nodeId: Id; name: string }): Promise<ScriptLogText>;
 
   gatherSnapshot(params: { clusterId: Id; module: string }): Promise<SnapshotInfo>;
   listSnapshots(params: { clusterId: Id }): Promise<SnapshotInfo[]>;
@@ -481,6 +541,7 @@ export const methodNames = [
   'validateModule',
   'diffModule',
   'pullModule',
+  'modulePreflight',
   'deployModule',
   'watchCluster',
   'unwatchCluster',
@@ -489,6 +550,8 @@ export const methodNames = [
   'listTasks',
   'moduleLog',
   'followLog',
+  'scriptLogs',
+  'scriptLog',
   'gatherSnapshot',
   'listSnapshots',
   'openSnapshot',

@@ -25,10 +25,14 @@ import type {
   ModuleDetail,
   ModuleDiff,
   ModuleFile,
+  ModulePreflight,
+  NodePreflight,
   NodeInput,
   NodeView,
   PreflightCheck,
   PullResult,
+  ScriptLogInfo,
+  ScriptLogText,
   SecretsStatus,
   SiteSummary,
   SiteView,
@@ -40,6 +44,7 @@ import type {
 import { actionNames } from '../api/contract.ts';
 import { planAction, type PlanNode } from './actions/action-plan.ts';
 import { clockSkewOf } from './agents/event-stream.ts';
+import { type CaMaterial, caFingerprint, createCa, issueNodeCertificate } from './agents/console-ca.ts';
 import { type AgentEndpoint, agentJson, agentRequest, parseAgentAnswer } from './agents/pinned-https.ts';
 import { badInput, ConsoleError, errorMessage, notFound } from './errors.ts';
 import { type AgentPackage, checkAgentPackage, findAgentPackage } from './installer/agent-package.ts';
@@ -70,6 +75,7 @@ import {
   userconfigFile,
 } from './modules/signature.ts';
 import { TemplateLibrary } from './modules/templates.ts';
+import { acrossNodes, preflightNeedsOf, preflightQuery } from './modules/module-preflight.ts';
 import type { SecretStore } from './secrets/secret-store.ts';
 import { buildArchive, openSnapshotArchive, type ArchiveManifest } from './snapshots/snapshot-archive.ts';
 import { exportSite, importSite } from './store/site-file.ts';
@@ -78,6 +84,8 @@ import { checkModuleName, type NodeRow, nodeView, type SiteStore } from './store
 export const tasksMax = 200;
 export const logLinesMax = 10_000;
 const actionTimeoutMs = 120_000;
+const preflightTimeoutMs = 30_000;
+export const scriptLogsMax = 1000;
 
 export interface ConsoleOptions {
   version: string;
@@ -109,6 +117,7 @@ function requireString(value: unknown, what: string, lengthMax = 4096): string {
   return value;
 }
 
+const consoleCaRef = 'console-ca';
 const secretRef = (kind: string) => `${kind}-${randomBytes(9).toString('hex')}`;
 
 export class ConsoleServices implements ConsoleApi {
@@ -119,6 +128,7 @@ export class ConsoleServices implements ConsoleApi {
   private nextTaskId = 1;
   private readonly lab: LocalLab;
   private installing = new Set<Id>();
+  private ca: CaMaterial | null = null;
 
   constructor(private readonly options: ConsoleOptions) {
     this.live = new LiveService((event) => this.emit(event));
@@ -182,7 +192,62 @@ export class ConsoleServices implements ConsoleApi {
           ? 'found'
           : `no agent package in ${found.searched.join(', ')}: build it with npm run package:agent`,
       },
+      caFingerprint: await this.caFingerprintIfAny(),
     };
+  }
+
+  private async caFingerprintIfAny(): Promise<string | null> {
+    if (this.secrets.status().locked) return null;
+    try {
+      const raw = await this.secrets.get(consoleCaRef);
+      return raw ? caFingerprint(JSON.parse(raw) as CaMaterial) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The console CA from the secret store, made on first use. */
+  private async consoleCa(): Promise<CaMaterial> {
+    if (this.ca) return this.ca;
+    const raw = await this.secrets.get(consoleCaRef);
+    if (raw) {
+      const parsed = JSON.parse(raw) as CaMaterial;
+      if (typeof parsed.certPem !== 'string' || typeof parsed.keyPem !== 'string')
+        throw new ConsoleError('internal', `the console CA in the secret store (${consoleCaRef}) is damaged`);
+      this.ca = parsed;
+      return parsed;
+    }
+    const made = await createCa('hakit console CA');
+    await this.secrets.set(consoleCaRef, JSON.stringify(made));
+    this.ca = made;
+    this.store.audit('create console CA', caFingerprint(made), '', 'ok (kept in the secret store)');
+    return made;
+  }
+
+  /**
+   * Issues the node a certificate signed by the console CA, installs it with PUT /api/v1/tls over
+   * the connection pinned on its current certificate, checks the node now serves it (chained to
+   * the CA, naming the node), then records it: from then on the CA is the node's pin.
+   */
+  async installCaCertificate(row: NodeRow): Promise<string> {
+    const ca = await this.consoleCa();
+    const issued = await issueNodeCertificate(ca, { name: row.name, address: row.address });
+    const before = await this.endpointOf(row);
+    const answer = await agentJson<{ fingerprint?: string }>(before, 'PUT', '/api/v1/tls', {
+      cert: issued.certPem,
+      key: issued.keyPem,
+    });
+    if (answer.fingerprint !== issued.fingerprint)
+      throw new ConsoleError(
+        'refused',
+        `${row.name} reports certificate ${answer.fingerprint ?? '(none)'} after the install, not ${issued.fingerprint}`,
+      );
+    const after: AgentEndpoint = { ...before, fingerprint: issued.fingerprint, ca: ca.certPem };
+    const level = await agentJson<{ fingerprint: string }>(after, 'GET', '/api/v1/level', undefined);
+    if (level.fingerprint !== issued.fingerprint)
+      throw new ConsoleError('refused', `${row.name} does not serve the certificate just installed`);
+    this.store.recordCaCertificate(row.id, issued.fingerprint);
+    return issued.fingerprint;
   }
 
   async unlockSecrets(params: { passphrase: string }): Promise<SecretsStatus> {
@@ -384,6 +449,7 @@ export class ConsoleServices implements ConsoleApi {
       port: row.api_port,
       fingerprint: row.api_fingerprint,
       token: await this.secrets.require(row.api_token_secret, `the API key of ${row.name}`),
+      ...(row.api_ca === 1 ? { ca: (await this.consoleCa()).certPem } : {}),
     };
   }
 
@@ -398,6 +464,20 @@ export class ConsoleServices implements ConsoleApi {
     await this.secrets.set(ref, token);
     this.store.setClusterNodeKeySecret(clusterId, ref);
     return token;
+  }
+
+  /** The cluster key every node's heartbeats and replication are authenticated with (64 hex). */
+  private async clusterKeyOf(clusterId: Id): Promise<string> {
+    const cluster = this.store.clusterRow(clusterId);
+    if (cluster.cluster_key_secret) {
+      const existing = await this.secrets.get(cluster.cluster_key_secret);
+      if (existing && /^[0-9a-f]{64}$/.test(existing)) return existing;
+    }
+    const ref = cluster.cluster_key_secret ?? secretRef('clusterkey');
+    const key = randomBytes(32).toString('hex');
+    await this.secrets.set(ref, key);
+    this.store.setClusterKeySecret(clusterId, ref);
+    return key;
   }
 
   private async sshAuthOf(row: NodeRow): Promise<RemoteAuth> {
@@ -508,6 +588,35 @@ export class ConsoleServices implements ConsoleApi {
             });
           }
           const { apiFingerprint: _unused, ...report } = outcome;
+          if (report.ok) {
+            const started = Date.now();
+            const progress = (status: 'running' | 'done' | 'failed', message: string) =>
+              this.emit({
+                type: 'install',
+                runId,
+                nodeId: row.id,
+                node: row.name,
+                step: 'pin',
+                status,
+                progress: status === 'running' ? 0 : 1,
+                message: this.secrets.redact(message),
+              });
+            progress('running', 'issuing a certificate signed by the console CA');
+            try {
+              const fingerprint = await this.installCaCertificate(this.store.nodeRow(row.id));
+              progress('done', `certificate issued by the console CA installed and pinned: ${fingerprint}`);
+            } catch (error) {
+              const message = `the certificate signed by the console CA was not installed: ${this.secrets.redact(errorMessage(error))}`;
+              progress('failed', message);
+              return {
+                ...report,
+                ok: false,
+                failedStep: 'pin' as const,
+                error: `${message} (the agent runs, pinned on its own certificate)`,
+                seconds: report.seconds + Math.round((Date.now() - started) / 1000),
+              };
+            }
+          }
           return report;
         },
       );
@@ -549,6 +658,16 @@ export class ConsoleServices implements ConsoleApi {
         'refused',
         `cluster.xml has errors, nothing pushed: ${problems.map((problem) => `${problem.line}:${problem.column} ${problem.message}`).join('; ')}`,
       );
+    // Nodes installed before the console had its CA (or whose CA install failed) get one now.
+    for (const row of this.store.nodesOf(clusterId))
+      if (row.api_ca !== 1 && row.api_fingerprint !== null && row.api_token_secret !== null)
+        try {
+          await this.installCaCertificate(row);
+        } catch (error) {
+          this.options.log(
+            `push cluster: ${row.name} keeps its own certificate: ${this.secrets.redact(errorMessage(error))}`,
+          );
+        }
     const rows = this.store.nodesOf(clusterId);
     const fingerprints: Record<string, string> = {};
     for (const row of rows) {
@@ -561,12 +680,13 @@ export class ConsoleServices implements ConsoleApi {
       fingerprints[row.address] = row.api_fingerprint;
     }
     const nodeKey = await this.nodeKeyOf(clusterId);
+    const clusterKey = await this.clusterKeyOf(clusterId);
     const trust = { version: 1, keyName: 'node-cluster', token: nodeKey, fingerprints };
     const results = await Promise.all(
       rows.map(async (row): Promise<ClusterPushResult> => {
         try {
           const endpoint = await this.endpointOf(row);
-          await agentJson(endpoint, 'PUT', '/api/v1/cluster/config', { clusterXml: xml, trust });
+          await agentJson(endpoint, 'PUT', '/api/v1/cluster/config', { clusterXml: xml, clusterKey, trust });
           const info = await agentJson<{ stdout: string }>(endpoint, 'POST', '/api/v1/cli', {
             argv: ['cluster', 'confinfo'],
           });
@@ -789,7 +909,69 @@ export class ConsoleServices implements ConsoleApi {
     return { nodeId: row.id, signature: onNode.signature, changed };
   }
 
-  async deployModule(params: { moduleDbId: Id; force: boolean }): Promise<DeployNodeResult[]> {
+  async modulePreflight(params: { moduleDbId: Id }): Promise<ModulePreflight> {
+    const module = this.store.module(requireId(params.moduleDbId, 'moduleDbId'));
+    const rows = this.installedNodes(module.clusterId);
+    if (rows.length === 0)
+      throw new ConsoleError('refused', 'no node of this cluster has an agent installed by this console');
+    const needs = preflightNeedsOf(module.userconfig, module.moduleId);
+    const nodes = await Promise.all(
+      rows.map(async (row): Promise<NodePreflight> => {
+        const base = { nodeId: row.id, node: row.name };
+        try {
+          const endpoint = await this.endpointOf(row);
+          const report = await agentJson<{
+            ok: boolean;
+            checks: { name: string; ok: boolean; severity: 'error' | 'warning'; detail: string }[];
+          }>(
+            endpoint,
+            'GET',
+            `/api/v1/preflight?${preflightQuery(needs, module.name, Date.now())}`,
+            undefined,
+            preflightTimeoutMs,
+          );
+          const checks = report.checks.map((check) => ({
+            name: check.name,
+            ok: check.ok,
+            severity: check.severity === 'warning' ? ('warning' as const) : ('error' as const),
+            detail: check.detail,
+          }));
+          return {
+            ...base,
+            ok: checks.every((check) => check.ok || check.severity === 'warning'),
+            checks,
+          };
+        } catch (error) {
+          return {
+            ...base,
+            ok: false,
+            checks: [
+              {
+                name: 'the agent runs the pre-flight',
+                ok: false,
+                severity: 'error',
+                detail: this.secrets.redact(errorMessage(error)),
+              },
+            ],
+          };
+        }
+      }),
+    );
+    const across = acrossNodes(needs, nodes);
+    return {
+      module: module.name,
+      ok: nodes.every((node) => node.ok) && across.every((check) => check.ok),
+      nodes,
+      across,
+      atMs: Date.now(),
+    };
+  }
+
+  async deployModule(params: {
+    moduleDbId: Id;
+    force: boolean;
+    skipPreflight?: boolean;
+  }): Promise<DeployNodeResult[]> {
     const module = this.store.module(requireId(params.moduleDbId, 'moduleDbId'));
     const cluster = this.store.cluster(module.clusterId);
     const check = checkModule(
@@ -809,6 +991,35 @@ export class ConsoleServices implements ConsoleApi {
     const rows = this.installedNodes(module.clusterId);
     if (rows.length === 0)
       throw new ConsoleError('refused', 'no node of this cluster has an agent installed by this console');
+    if (params.skipPreflight !== true) {
+      // The agents' pre-flight first: a node that lacks what the module needs gets nothing.
+      const preflight = await this.modulePreflight({ moduleDbId: module.id });
+      if (!preflight.ok) {
+        const acrossProblems = preflight.across.filter((check) => !check.ok);
+        const results: DeployNodeResult[] = preflight.nodes.map((node) => {
+          const problems = [
+            ...node.checks.filter((check) => !check.ok && check.severity === 'error'),
+            ...acrossProblems,
+          ];
+          return {
+            nodeId: node.nodeId,
+            node: node.node,
+            outcome: 'refused',
+            detail:
+              problems.length > 0
+                ? `pre-flight: ${problems.map((check) => `${check.name}: ${check.detail}`).join('; ')}`
+                : 'pre-flight failed on another node: nothing deployed',
+          };
+        });
+        this.store.audit(
+          'deploy module',
+          module.name,
+          '',
+          `refused by the pre-flight: ${results.map((result) => `${result.node}: ${result.detail}`).join('; ')}`,
+        );
+        return results;
+      }
+    }
     const zip = await writeSafeBuffer(modulePackageOf(module.userconfig, module.files));
     const local = storedSignature(module.userconfig, module.files);
     const results = await Promise.all(
@@ -1055,6 +1266,80 @@ export class ConsoleServices implements ConsoleApi {
       checkModuleName(params.module),
       params.follow === true,
     );
+  }
+
+  private scriptLogRows(clusterId: Id, nodeIds: Id[] | undefined): NodeRow[] {
+    const rows = nodeIds?.length
+      ? nodeIds.map((id) => this.store.nodeRow(requireId(id, 'nodeId')))
+      : this.installedNodes(clusterId);
+    for (const row of rows)
+      if (row.cluster_id !== clusterId) throw badInput(`node ${row.name} is not in this cluster`);
+    return rows;
+  }
+
+  async scriptLogs(params: {
+    clusterId: Id;
+    module: string;
+    nodeIds: Id[];
+  }): Promise<{ files: ScriptLogInfo[]; errors: string[] }> {
+    const clusterId = requireId(params.clusterId, 'clusterId');
+    const module = checkModuleName(params.module);
+    const rows = this.scriptLogRows(clusterId, params.nodeIds);
+    const errors: string[] = [];
+    const perNode = await Promise.all(
+      rows.map(async (row): Promise<ScriptLogInfo[]> => {
+        try {
+          const endpoint = await this.endpointOf(row);
+          const answer = await agentJson<{
+            files: {
+              name: string;
+              script: string;
+              startedMs: number | null;
+              bytes: number;
+              modifiedMs: number;
+            }[];
+          }>(endpoint, 'GET', `/api/v1/modules/${encodeURIComponent(module)}/scriptlogs`, undefined);
+          return answer.files.map((file) => ({ nodeId: row.id, node: row.name, ...file }));
+        } catch (error) {
+          errors.push(`${row.name}: ${this.secrets.redact(errorMessage(error))}`);
+          return [];
+        }
+      }),
+    );
+    const files = perNode
+      .flat()
+      .sort((a, b) => b.modifiedMs - a.modifiedMs)
+      .slice(0, scriptLogsMax);
+    return { files, errors };
+  }
+
+  async scriptLog(params: {
+    clusterId: Id;
+    module: string;
+    nodeId: Id;
+    name: string;
+  }): Promise<ScriptLogText> {
+    const clusterId = requireId(params.clusterId, 'clusterId');
+    const module = checkModuleName(params.module);
+    const [row] = this.scriptLogRows(clusterId, [requireId(params.nodeId, 'nodeId')]);
+    const name = requireString(params.name, 'name', 200);
+    if (!row) throw badInput('nodeId');
+    if (!/^userlog_[A-Za-z0-9_.-]+\.ulog$/.test(name)) throw badInput(`${name} is not a script log name`);
+    const endpoint = await this.endpointOf(row);
+    try {
+      const answer = await agentJson<{ name: string; bytes: number; truncated: boolean; text: string }>(
+        endpoint,
+        'GET',
+        `/api/v1/modules/${encodeURIComponent(module)}/scriptlogs/${encodeURIComponent(name)}`,
+        undefined,
+      );
+      return { nodeId: row.id, node: row.name, ...answer, text: this.secrets.redact(answer.text) };
+    } catch (error) {
+      throw new ConsoleError(
+        'unreachable',
+        `script log ${name} of ${module} on ${row.name}: ${this.secrets.redact(errorMessage(error))}`,
+      );
+    }
   }
 
   // --- snapshots

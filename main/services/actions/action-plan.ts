@@ -95,6 +95,24 @@ export function planAction(
           risks.push(`${otherPrimary.node} is already primary (${stateText(otherPrimary.cell)})`);
         break;
       }
+      case 'primforce': {
+        const uptodate = isUptodate(target.cell);
+        risks.push(
+          uptodate === false
+            ? `${target.node} is not up to date: primforce makes it primary anyway, with its stale data; the newer data on the other node is overwritten when that node comes back as secondary`
+            : `primforce makes ${target.node} primary without checking that it holds the latest data; the other node's changes since it last replicated are lost when it comes back as secondary`,
+        );
+        const otherPrimary = others(target).find((peer) => isPrimary(peer.cell));
+        if (otherPrimary)
+          risks.push(
+            `${otherPrimary.node} is primary (${stateText(otherPrimary.cell)}): two primaries would mean two writers; stop it first`,
+          );
+        if (target.cell.state !== 'STOP' && target.cell.state !== 'WAIT')
+          risks.push(
+            `${where} is ${stateText(target.cell)}: primforce applies to a stopped or waiting module`,
+          );
+        break;
+      }
       case 'swap':
         if (!others(target).some((peer) => peer.cell?.state === 'SECOND' && peer.cell.readiness === 'Ready'))
           risks.push('no node is SECOND (Ready): a swap cannot complete and the service may stop');

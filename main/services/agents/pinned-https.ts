@@ -4,7 +4,7 @@
 // no certificate to check). Bounded in time and in answer size.
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { checkServerIdentity, connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 
 export const answerBytesMax = 64 * 1024 * 1024;
@@ -15,6 +15,9 @@ export interface AgentEndpoint {
   /** `AB:CD:...` as `hakit level` prints it. */
   fingerprint: string;
   token: string;
+  /** The console CA (PEM) when the node's certificate was issued by it: a certificate that chains to
+   *  it and names this host is accepted even after the node's certificate was renewed. */
+  ca?: string;
 }
 
 export interface AgentAnswer {
@@ -37,6 +40,7 @@ function pinnedConnection(endpoint: AgentEndpoint, timeoutMs: number, done: Conn
     rejectUnauthorized: false,
     servername: /^[0-9.:]+$/.test(endpoint.host) ? undefined : endpoint.host,
     minVersion: 'TLSv1.2',
+    ...(endpoint.ca ? { ca: endpoint.ca } : {}),
   });
   const timer = setTimeout(() => {
     socket.destroy();
@@ -44,8 +48,14 @@ function pinnedConnection(endpoint: AgentEndpoint, timeoutMs: number, done: Conn
   }, timeoutMs);
   socket.once('secureConnect', () => {
     clearTimeout(timer);
-    const presented = socket.getPeerCertificate().fingerprint256;
-    if (presented !== endpoint.fingerprint) {
+    const peer = socket.getPeerCertificate();
+    const presented = peer.fingerprint256;
+    // With the CA pinned: the chain ends at the console CA and the certificate names this host.
+    const byCa =
+      endpoint.ca !== undefined &&
+      socket.authorized &&
+      checkServerIdentity(endpoint.host, peer) === undefined;
+    if (!byCa && presented !== endpoint.fingerprint) {
       socket.destroy();
       done(
         new AgentRequestError(

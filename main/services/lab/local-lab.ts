@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ConsoleEvent, Id, LabStep } from '../../api/contract.ts';
+import type { ConsoleEvent, Id, LabStep, Task } from '../../api/contract.ts';
 import { ConsoleError, errorMessage } from '../errors.ts';
 import { findAgentPackage } from '../installer/agent-package.ts';
 import type { ConsoleServices } from '../console-services.ts';
@@ -16,6 +16,8 @@ export const labSiteName = process.env.HAKIT_CONSOLE_LAB_SITE ?? 'local-lab';
 const labUpTimeoutMs = 5 * 60_000;
 const packageBuildTimeoutMs = 5 * 60_000;
 const outputBytesMax = 1024 * 1024;
+const stateWaitMs = 90_000;
+const taskWaitMs = 150_000;
 
 interface LabReport {
   nodes: {
@@ -80,6 +82,18 @@ export class LocalLab {
         reason: 'the lab tool (hakit-lab) comes with the development tree, not with the packaged console',
       };
     return { available: true, reason: `creates lab "${labName}" with two nodes on this machine` };
+  }
+
+  /** Waits for an action's task to end (bounded); a failed action fails the stage. */
+  private async awaitTask(task: Task): Promise<Task> {
+    const deadlineMs = Date.now() + taskWaitMs;
+    for (;;) {
+      const current = (await this.services.listTasks()).find((candidate) => candidate.id === task.id);
+      if (current?.status === 'done') return current;
+      if (current?.status === 'failed') throw new Error(`${current.title}: ${current.result}`);
+      if (Date.now() > deadlineMs) throw new Error(`${task.title}: no result after ${taskWaitMs / 1000} s`);
+      await new Promise((done) => setTimeout(done, 200));
+    }
   }
 
   private step(step: string, status: LabStep['status'], detail: string): void {
@@ -205,33 +219,107 @@ export class LocalLab {
       },
       (results) => `same signature on ${results.length} nodes`,
     );
-    const module = await this.stage(
-      'create and deploy a sample module',
+    const moduleName = 'demo';
+    const created = await this.stage(
+      'create a sample mirror module',
       async () => {
-        // The sample is a light module until the agent runs mirror modules.
-        const created = await services.createModule({
+        // A mirror module with a virtual IP in the lab's network and a fast heartbeat profile, so
+        // a failover shows within seconds. No replicated directory: the sample runs anywhere.
+        const first = report.nodes[0];
+        if (!first) throw new Error('the lab reported no node');
+        const vip = first.ip.replace(/\.\d+$/, '.50');
+        return services.createModule({
           clusterId,
-          name: 'demo',
-          template: 'generic-light',
-          values: {},
+          name: moduleName,
+          template: 'mirror-vip',
+          values: { VIRTUAL_IP: vip, HEART_PULSE: '200ms', HEART_TIMEOUT: '2000ms' },
         });
-        const results = await services.deployModule({ moduleDbId: created.id, force: false });
-        const failed = results.filter(
-          (result) => result.outcome === 'failed' || result.outcome === 'conflict',
-        );
-        if (failed.length > 0)
-          throw new Error(failed.map((result) => `${result.node}: ${result.detail}`).join('; '));
-        return created;
       },
-      (created) => `module ${created.name} (${created.kind}) deployed`,
+      (module) =>
+        `module ${module.name} (${module.kind}, template ${module.template}, id ${module.moduleId})`,
     );
     await this.stage(
-      'start it and open the live view',
+      'pre-flight on the nodes',
+      async () => {
+        const preflight = await services.modulePreflight({ moduleDbId: created.id });
+        if (!preflight.ok)
+          throw new Error(
+            preflight.nodes
+              .flatMap((node) =>
+                node.checks
+                  .filter((check) => !check.ok && check.severity === 'error')
+                  .map((check) => `${node.node}: ${check.name}: ${check.detail}`),
+              )
+              .join('; ') || 'a check across nodes failed',
+          );
+        return preflight;
+      },
+      (preflight) =>
+        `${preflight.nodes.reduce((count, node) => count + node.checks.filter((check) => check.ok).length, 0)} checks passed on ${preflight.nodes.length} nodes`,
+    );
+    await this.stage(
+      'deploy it',
+      async () => {
+        const results = await services.deployModule({ moduleDbId: created.id, force: false });
+        const failed = results.filter(
+          (result) => result.outcome !== 'deployed' && result.outcome !== 'unchanged',
+        );
+        if (failed.length > 0)
+          throw new Error(
+            failed.map((result) => `${result.node}: ${result.outcome}: ${result.detail}`).join('; '),
+          );
+        return results;
+      },
+      (results) => results.map((result) => `${result.node}: ${result.outcome}`).join(', '),
+    );
+    const [primaryId, secondaryId] = nodeIds;
+    if (primaryId === undefined || secondaryId === undefined)
+      throw new Error('the lab has fewer than two nodes');
+    await this.stage(
+      'start it: primary on n1, secondary on n2',
       async () => {
         await services.watchCluster({ clusterId });
-        return services.runAction({ clusterId, module: module.name, action: 'start', nodeIds });
+        await this.awaitTask(
+          await services.runAction({ clusterId, module: moduleName, action: 'prim', nodeIds: [primaryId] }),
+        );
+        await this.awaitTask(
+          await services.runAction({
+            clusterId,
+            module: moduleName,
+            action: 'second',
+            nodeIds: [secondaryId],
+          }),
+        );
+        return 'prim and second asked';
       },
-      (task) => task.cli[0] ?? 'started',
+      (text) => text,
+    );
+    await this.stage(
+      'wait for PRIM and SECOND in the live view',
+      async () => {
+        const deadlineMs = Date.now() + stateWaitMs;
+        for (;;) {
+          const cells = (services.live.matrix(clusterId)?.cells ?? []).filter(
+            (cell) => cell.module === moduleName,
+          );
+          const stateOf = (nodeId: Id) => cells.find((cell) => cell.nodeId === nodeId);
+          const primary = stateOf(primaryId);
+          const secondary = stateOf(secondaryId);
+          if (
+            primary?.state === 'PRIM' &&
+            primary.readiness === 'Ready' &&
+            secondary?.state === 'SECOND' &&
+            secondary.readiness === 'Ready'
+          )
+            return 'PRIM (Ready) on n1, SECOND (Ready) on n2';
+          if (Date.now() > deadlineMs)
+            throw new Error(
+              `after ${stateWaitMs / 1000} s: n1 ${primary?.state ?? '?'} (${primary?.readiness ?? '?'}), n2 ${secondary?.state ?? '?'} (${secondary?.readiness ?? '?'})`,
+            );
+          await new Promise((done) => setTimeout(done, 250));
+        }
+      },
+      (text) => text,
     );
     return { siteId, clusterId };
   }

@@ -129,6 +129,17 @@ export const consoleMigrations: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    description:
+      'nodes: whether the API certificate was issued by the console CA; clusters: the heartbeat key secret',
+    up(db) {
+      db.exec(`
+        ALTER TABLE nodes ADD COLUMN api_ca INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE clusters ADD COLUMN cluster_key_secret TEXT;
+      `);
+    },
+  },
 ];
 
 export interface MigrationReport {

@@ -69,6 +69,8 @@ interface ClusterRow {
   site_id: number;
   name: string;
   node_key_secret: string | null;
+  /** The cluster key (heartbeats, replication; 64 hex) in the secret store. */
+  cluster_key_secret: string | null;
 }
 
 export interface NodeRow {
@@ -86,6 +88,8 @@ export interface NodeRow {
   api_token_secret: string | null;
   agent_version: string | null;
   installed_ms: number | null;
+  /** 1: the API certificate was issued by the console CA (pinned: the CA). */
+  api_ca: number;
 }
 
 interface ModuleRow {
@@ -132,6 +136,7 @@ export function nodeView(row: NodeRow): NodeView {
     apiPort: row.api_port,
     apiFingerprint: row.api_fingerprint,
     hasApiToken: row.api_token_secret !== null,
+    apiCertificateByCa: row.api_ca === 1,
     agentVersion: row.agent_version,
     installedMs: row.installed_ms,
   };
@@ -288,6 +293,10 @@ export class SiteStore {
     });
   }
 
+  setClusterKeySecret(clusterId: Id, ref: string): void {
+    this.db.prepare('UPDATE clusters SET cluster_key_secret = ? WHERE id = ?').run(ref, clusterId);
+  }
+
   setClusterNodeKeySecret(clusterId: Id, ref: string): void {
     this.db.prepare('UPDATE clusters SET node_key_secret = ? WHERE id = ?').run(ref, clusterId);
   }
@@ -399,7 +408,7 @@ export class SiteStore {
   ): void {
     this.db
       .prepare(
-        `UPDATE nodes SET agent_version = ?, api_fingerprint = ?, api_token_secret = ?, api_port = ?, installed_ms = ?
+        `UPDATE nodes SET agent_version = ?, api_fingerprint = ?, api_token_secret = ?, api_port = ?, installed_ms = ?, api_ca = 0
          WHERE id = ?`,
       )
       .run(
@@ -410,6 +419,11 @@ export class SiteStore {
         this.nowMs(),
         nodeId,
       );
+  }
+
+  /** The node now serves a certificate issued by the console CA, with this fingerprint. */
+  recordCaCertificate(nodeId: Id, fingerprint: string): void {
+    this.db.prepare('UPDATE nodes SET api_fingerprint = ?, api_ca = 1 WHERE id = ?').run(fingerprint, nodeId);
   }
 
   // --- lans

@@ -152,6 +152,27 @@ describe('console store', () => {
     backup.close();
   });
 
+  test('a version 1 store (before the console CA) migrates: nodes keep their fingerprint pin', () => {
+    const file = join(dir, 'from-v1.db');
+    const v1 = new SiteStore(file, consoleMigrations.slice(0, 1));
+    const { clusterId } = fill(v1);
+    v1.close();
+    const current = new SiteStore(file);
+    assert.equal(current.migration.from, 1);
+    assert.equal(current.migration.to, consoleMigrations.length);
+    const nodes = current.nodesOf(clusterId);
+    assert.equal(nodes.length, 2);
+    for (const node of nodes) assert.equal(node.api_ca, 0);
+    assert.equal(current.clusterRow(clusterId).cluster_key_secret, null);
+    current.recordCaCertificate(nodes[0]!.id, 'AA:BB');
+    assert.equal(current.nodeRow(nodes[0]!.id).api_fingerprint, 'AA:BB');
+    assert.equal(
+      current.cluster(clusterId).nodes.find((node) => node.id === nodes[0]!.id)?.apiCertificateByCa,
+      true,
+    );
+    current.close();
+  });
+
   test('a migration that fails is rolled back whole and the store stays at the previous version', () => {
     const file = join(dir, 'broken.db');
     const v1 = new SiteStore(file);
@@ -170,7 +191,9 @@ describe('console store', () => {
     ];
     assert.throws(
       () => new SiteStore(file, broken),
-      /migration to version 2 .* failed and was rolled back; the store stays at version 1/,
+      new RegExp(
+        `migration to version ${consoleMigrations.length + 1} .* failed and was rolled back; the store stays at version ${consoleMigrations.length}`,
+      ),
     );
     const db = new Database(file);
     assert.equal(db.pragma('user_version', { simple: true }), consoleMigrations.length);

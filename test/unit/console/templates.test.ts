@@ -37,6 +37,7 @@ cluster.nodes = [1, 2].map((id) => ({
   apiPort: 9453,
   apiFingerprint: null,
   hasApiToken: false,
+  apiCertificateByCa: false,
   agentVersion: null,
   installedMs: null,
 }));

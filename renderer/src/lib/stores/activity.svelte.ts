@@ -1,6 +1,7 @@
 // Background work the user follows: action tasks, install runs (per node, per step), snapshot
 // gathering and the local lab's steps. Fed by console events.
 import type { ConsoleEvent, InstallRun, InstallStep, LabStep, Task } from '../../../../main/api/contract.ts';
+import { installSteps } from '../../../../main/api/contract.ts';
 import { bridge } from './console.svelte.ts';
 
 export interface StepState {
@@ -18,6 +19,12 @@ export interface NodeInstallState {
 const tasksMax = 200;
 const installLogLinesMax = 200;
 
+function freshNode(name: string): NodeInstallState {
+  const steps = {} as Record<InstallStep, StepState>;
+  for (const step of installSteps) steps[step] = { status: 'pending', progress: 0, message: '' };
+  return { node: name, steps, log: [] };
+}
+
 class ActivityStore {
   tasks = $state<Task[]>([]);
   /** Install progress of the current run, by node id. */
@@ -32,21 +39,7 @@ class ActivityStore {
 
   resetInstall(nodes: { id: number; name: string }[]): void {
     const fresh: Record<number, NodeInstallState> = {};
-    for (const node of nodes) {
-      const steps = {} as Record<InstallStep, StepState>;
-      for (const step of [
-        'connect',
-        'detect',
-        'upload',
-        'verify',
-        'install',
-        'configure',
-        'pin',
-        'check',
-      ] as const)
-        steps[step] = { status: 'pending', progress: 0, message: '' };
-      fresh[node.id] = { node: node.name, steps, log: [] };
-    }
+    for (const node of nodes) fresh[node.id] = freshNode(node.name);
     this.install = fresh;
     this.lastRun = null;
   }
@@ -57,6 +50,8 @@ class ActivityStore {
       if (index >= 0) this.tasks[index] = event.task;
       else this.tasks = [event.task, ...this.tasks].slice(0, tasksMax);
     } else if (event.type === 'install') {
+      // A run started elsewhere (the local lab's flow): its nodes appear as their events come.
+      if (!this.install[event.nodeId]) this.install[event.nodeId] = freshNode(event.node);
       const node = this.install[event.nodeId];
       if (!node) return;
       node.steps[event.step] = { status: event.status, progress: event.progress, message: event.message };
