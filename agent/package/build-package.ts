@@ -21,7 +21,7 @@ import { basename, join, resolve } from 'node:path';
 import { bundleAgent } from './bundle-agent.ts';
 import { sha256HexOfBytes, sha256HexOfFile, sha256SumLine } from './checksums.ts';
 import type { FileChecksum } from './checksums.ts';
-import { nativeAddons } from './native-addons.ts';
+import { nativeAddons, prepareNativeAddons } from './native-addons.ts';
 import type { NativeAddon } from './native-addons.ts';
 import { ensureRuntimeTarball, extractRuntime, nodeRuntime } from './node-runtime.ts';
 import {
@@ -145,6 +145,7 @@ async function buildPackage(options: BuildOptions): Promise<BuildSummary> {
     const runtime = await extractRuntime(runtimeTarball, workDir);
     log(`bundling hakitd and hakit ${options.version}`);
     const bundles = await bundleAgent(rootDir, options.version, nativeAddons);
+    await prepareNativeAddons(rootDir, log);
     const entries = packageFileEntries({
       version: options.version,
       runtime: {

@@ -8,7 +8,7 @@
 //       node  node.LICENSE        the Node runtime
 //       hakitd.cjs  hakit.cjs     the bundled daemon and CLI
 //       hakitd-service  hakitd-supervisor  hakitd.service  uninstall.sh  VERSION
-//       node_modules/<addon>/     native addons (none today: see native-addons.ts)
+//       node_modules/<addon>/     native addons (the replication data path: see native-addons.ts)
 import { sha256SumsText } from './checksums.ts';
 import type { FileChecksum } from './checksums.ts';
 import type { TarEntry, TarSource } from './tar.ts';

@@ -1,22 +1,22 @@
 // Entry point of the replication child process (one per mirror module, forked by hakitd through
 // process.ts). Talks to its parent over the IPC channel only: requests {id, method, args}, replies
-// {id, ok, result | error}, and unsolicited {event}. It exits when the parent goes away, after
-// stopping cleanly (bounded), so a dead daemon never leaves a FUSE mount without its server.
-import type { DataPathConfig, PrimaryStart, SecondaryStart } from './data-path.ts';
+// {id, ok, result | error}, and unsolicited {event}. It exits when the parent goes away, leaving
+// its mounts dead (fenced): a dead daemon's node never takes writes it does not replicate.
+import type { DataPathConfig, PeerControl, PrimaryStart, SecondaryStart } from './data-path.ts';
 import { DataPath } from './data-path.ts';
 
 export type ChildRequest =
   | { readonly id: number; readonly method: 'init'; readonly args: DataPathConfig }
   | { readonly id: number; readonly method: 'startPrimary'; readonly args: PrimaryStart }
   | { readonly id: number; readonly method: 'startSecondary'; readonly args: SecondaryStart }
+  | { readonly id: number; readonly method: 'setPeer'; readonly args: PeerControl }
   | { readonly id: number; readonly method: 'stop'; readonly args: { readonly force: boolean } }
   | {
       readonly id: number;
-      readonly method: 'status' | 'verify' | 'fullSync';
+      readonly method: 'status' | 'verify' | 'estimate' | 'fullSync';
       readonly args: Record<string, never>;
     };
 
-const stopOnParentLossMs = 10_000;
 let dataPath: DataPath | undefined;
 
 function reply(message: object): void {
@@ -39,6 +39,9 @@ async function handle(request: ChildRequest): Promise<unknown> {
     case 'startSecondary':
       await dataPath.startSecondary(request.args);
       return dataPath.status();
+    case 'setPeer':
+      await dataPath.setPeer(request.args);
+      return dataPath.status();
     case 'stop':
       await dataPath.stop(request.args.force);
       return dataPath.status();
@@ -46,6 +49,8 @@ async function handle(request: ChildRequest): Promise<unknown> {
       return dataPath.status();
     case 'verify':
       return dataPath.verify();
+    case 'estimate':
+      return dataPath.estimate();
     case 'fullSync':
       return dataPath.fullSync();
   }
@@ -59,9 +64,9 @@ process.on('message', (message: ChildRequest) => {
 });
 
 process.on('disconnect', () => {
-  const timer = setTimeout(() => process.exit(1), stopOnParentLossMs);
-  void (dataPath?.stop(true) ?? Promise.resolve()).finally(() => {
-    clearTimeout(timer);
-    process.exit(0);
-  });
+  // The daemon died (a clean shutdown stops the data path first). Exit without unmounting: a
+  // FUSE mount left without its server fails every access, where an unmounted directory would
+  // take the application's writes unreplicated and unjournaled while the peer takes over. The
+  // next start clears the dead mounts.
+  process.exit(1);
 });

@@ -5,7 +5,7 @@
 // for longer than the configured timeouts.
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { lstat, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadClusterKey } from '../heartbeat/cluster-key.ts';
 import { replicationKeyOf } from './auth.ts';
@@ -50,10 +50,21 @@ export interface PrimaryStart {
   readonly peerHost: string;
   /** Force a full sync at the next (re)connection (`primforce`, `second fullsync`). */
   readonly fullSync: boolean;
+  /** Connect to the peer at once (default); false: wait for `setPeer`. */
+  readonly peerWanted?: boolean;
+}
+
+export interface PeerControl {
+  /** Serve the peer's secondary now (connect, reintegrate, replicate), or stop serving it. */
+  readonly wanted: boolean;
+  /** The next reintegration is a full comparison. */
+  readonly fullSync: boolean;
 }
 
 export interface SecondaryStart {
   readonly listenHost: string;
+  /** Ask the primary for a full comparison (`second fullsync`, data kept aside). */
+  readonly fullSync?: boolean;
 }
 
 export type DataPathEvent =
@@ -65,6 +76,64 @@ export type DataPathEvent =
   | { readonly event: 'up-to-date' }
   | { readonly event: 'apply-failed'; readonly message: string }
   | { readonly event: 'warning'; readonly message: string };
+
+export interface ResyncEstimate {
+  /** A full comparison (first sync, primforce, journal overflowed or untrusted). */
+  readonly full: boolean;
+  readonly paths: number;
+  /** Bytes the journal recorded as changed; for a full comparison the size of the tree (an upper bound). */
+  readonly bytes: number;
+  readonly namespaceChanges: number;
+}
+
+const estimateEntriesMax = 10_000_000;
+const xattrNamesBytesMax = 64 * 1024;
+
+/** Reads a path's extended attributes with the native helpers (on the real data, never FUSE). */
+function xattrReader(addon: FuseAddon): (absPath: string) => { name: string; value: Buffer }[] {
+  return (absPath) => {
+    const size = addon.hakit_llistxattr(absPath, Buffer.alloc(0));
+    if (size <= 0) return [];
+    const list = Buffer.alloc(Math.min(size, xattrNamesBytesMax));
+    const read = addon.hakit_llistxattr(absPath, list);
+    if (read < 0) return [];
+    const attributes: { name: string; value: Buffer }[] = [];
+    for (const name of list.subarray(0, read).toString('utf8').split('\0')) {
+      if (name === '') continue;
+      const probe = addon.hakit_lgetxattr(absPath, name, Buffer.alloc(0));
+      if (probe < 0) continue; // Removed meanwhile: the live stream carries the removal.
+      const value = Buffer.alloc(probe);
+      const got = addon.hakit_lgetxattr(absPath, name, value);
+      if (got >= 0) attributes.push({ name, value: value.subarray(0, got) });
+    }
+    return attributes;
+  };
+}
+
+/** Files and bytes under `dirs` (lstat, no links followed), at most `entriesMax` entries. */
+async function treeSize(
+  dirs: readonly string[],
+  entriesMax: number,
+): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  let entries = 0;
+  const pending = [...dirs];
+  while (pending.length > 0) {
+    const dir = pending.pop() as string;
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      entries += 1;
+      if (entries > entriesMax) throw new Error(`over ${entriesMax} entries: estimate abandoned`);
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) pending.push(path);
+      else if (entry.isFile()) {
+        files += 1;
+        bytes += (await lstat(path)).size;
+      }
+    }
+  }
+  return { files, bytes };
+}
 
 /** The `rfs.*` resources and counters the daemon and console show. */
 export interface DataPathStatus {
@@ -114,6 +183,7 @@ export class DataPath extends EventEmitter {
       filters: this.config.dirs.map((dir) => makePathFilter(dir.exclusions)),
       bandwidthBytesPerSec: this.config.reiallowedbwBytesPerSec,
       blockBytesMin: 1024 * 1024,
+      ...(this.config.acl && this.addon !== undefined ? { readXattrs: xattrReader(this.addon) } : {}),
     };
   }
 
@@ -220,18 +290,28 @@ export class DataPath extends EventEmitter {
         });
         const mount = new FuseMount(addon, dirConfig.dir, interceptor, {
           options: fuseMountOptions(this.config.moduleName),
-          onInternalError: (op, error) =>
+          onInternalError: (op, error) => {
+            // A fenced mutation is expected while stopping: it fails with EIO, nothing to report.
+            if ((error as Error).name === 'FencedError') return;
             this.emitEvent({
               event: 'warning',
               message: `FUSE ${op}: ${(error as Error).stack ?? String(error)}`,
-            }),
+            });
+          },
         });
         await mount.mount();
         this.mounts.push(mount);
       }
     }
     this.role = 'primary';
-    replicator.start();
+    replicator.start(start.peerWanted ?? true);
+  }
+
+  async setPeer(control: PeerControl): Promise<void> {
+    if (this.role !== 'primary' || this.replicator === undefined)
+      throw new Error(`replication of ${this.config.moduleName} is not primary`);
+    if (control.fullSync) this.forceFull = true;
+    await this.replicator.setPeerWanted(control.wanted);
   }
 
   /** The replicator, for in-process drivers (tests, benchmarks). */
@@ -245,6 +325,8 @@ export class DataPath extends EventEmitter {
     await this.openState();
     const state = this.state as StateFile;
     const activity = this.activity as ActivityLog;
+    // Forgetting the last sync makes the primary compare everything (resync.ts).
+    if (start.fullSync === true) await state.update({ lastSyncMs: 0, upToDate: false });
     await this.prepareRealDirs();
     if (this.config.noMounts !== true) {
       await writeFile(this.readOnlyMarker, `${this.config.dirs.map((dir) => dir.dir).join('\n')}\n`, {
@@ -286,6 +368,8 @@ export class DataPath extends EventEmitter {
   /** Stops; a busy FUSE or read-only mount is reported (BusyError) unless `force`. */
   async stop(force = false): Promise<void> {
     if (this.role === 'primary') {
+      // First: no write may be acknowledged from here on (open files outlive a lazy unmount).
+      this.replicator?.fence('the primary role is being given up');
       for (const mount of [...this.mounts].reverse()) {
         try {
           await mount.unmount(false);
@@ -322,6 +406,21 @@ export class DataPath extends EventEmitter {
     if (this.replicator === undefined || this.replicator.state !== 'connected')
       throw new Error('rfsverify needs a connected secondary (run it on the primary)');
     return verifyTrees(this.replicator, this.source());
+  }
+
+  /** rfsdiff: what the next reintegration would send, from the journal (run on the primary). */
+  async estimate(): Promise<ResyncEstimate> {
+    if (this.role !== 'primary' || this.journal === undefined)
+      throw new Error('rfsdiff needs the primary (ALONE or PRIM) of this module');
+    const plan = this.journal.journal.plan();
+    if (this.forceFull || plan.overflowed) {
+      // Every file is compared by block digests: only differing blocks are sent, at most all.
+      const tree = await treeSize(this.privateDirs, estimateEntriesMax);
+      return { full: true, paths: tree.files, bytes: tree.bytes, namespaceChanges: 0 };
+    }
+    let bytes = 0;
+    for (const change of plan.paths) for (const range of change.ranges) bytes += range.end - range.start;
+    return { full: false, paths: plan.paths.length, bytes, namespaceChanges: plan.namespace.length };
   }
 
   async fullSync(): Promise<SyncReport> {

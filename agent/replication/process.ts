@@ -10,7 +10,9 @@ import type {
   DataPathConfig,
   DataPathEvent,
   DataPathStatus,
+  PeerControl,
   PrimaryStart,
+  ResyncEstimate,
   SecondaryStart,
 } from './data-path.ts';
 import type { SyncReport, Difference } from './resync.ts';
@@ -18,11 +20,19 @@ import type { SyncReport, Difference } from './resync.ts';
 export const requestTimeoutMsDefault = 120_000;
 const pendingRequestsMax = 64;
 
-/** The child's entry: the bundled one beside hakitd, else the TypeScript source through tsx. */
+/**
+ * The child's entry: the bundled one beside hakitd (dist/), or in the agent package's
+ * node_modules/@hakit/replication (agent/package/native-addons.ts), else the TypeScript source
+ * through tsx.
+ */
 export function childEntry(): { file: string; execArgv: string[] } {
   const here = import.meta.dirname ?? __dirname;
-  const bundled = join(here, 'replication-child.cjs');
-  if (existsSync(bundled)) return { file: bundled, execArgv: [] };
+  for (const bundled of [
+    join(here, 'replication-child.cjs'),
+    join(here, 'node_modules', '@hakit', 'replication', 'replication-child.cjs'),
+  ]) {
+    if (existsSync(bundled)) return { file: bundled, execArgv: [] };
+  }
   return { file: join(here, 'child.ts'), execArgv: ['--import', 'tsx'] };
 }
 
@@ -110,6 +120,10 @@ export class ReplicationProcess extends EventEmitter {
     return (await this.call('startSecondary', start)) as DataPathStatus;
   }
 
+  async setPeer(control: PeerControl): Promise<DataPathStatus> {
+    return (await this.call('setPeer', control)) as DataPathStatus;
+  }
+
   async stop(force = false): Promise<DataPathStatus> {
     return (await this.call('stop', { force })) as DataPathStatus;
   }
@@ -120,6 +134,10 @@ export class ReplicationProcess extends EventEmitter {
 
   async verify(): Promise<Difference[]> {
     return (await this.call('verify', {})) as Difference[];
+  }
+
+  async estimate(): Promise<ResyncEstimate> {
+    return (await this.call('estimate', {})) as ResyncEstimate;
   }
 
   async fullSync(): Promise<SyncReport> {

@@ -78,6 +78,13 @@ export interface ReplicatorCounters {
   drops: number;
 }
 
+/** A mutation refused because the data path is stopping (the primary role is being given up). */
+export class FencedError extends Error {
+  override name = 'FencedError';
+  /** EIO: the application sees an I/O error, as on a dead mount. */
+  readonly errno = -5;
+}
+
 function recordsOf(described: Described): readonly JournalRecord[] {
   return described.records ?? recordsForOp(described.op);
 }
@@ -157,6 +164,10 @@ export class Replicator extends EventEmitter {
   private timer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Set once stopping: no new mutation is applied or acknowledged (see `fence`). */
+  private fencedReason: string | undefined;
+  /** The control plane names a secondary to serve; without one nothing connects. */
+  private peerWanted = true;
   private roomWaiter: (() => void) | undefined;
   private nextRequestId = 1n;
   private readonly requests = new Map<
@@ -194,12 +205,42 @@ export class Replicator extends EventEmitter {
     this.emit('state', state);
   }
 
-  start(): void {
+  start(peerWanted = true): void {
+    this.peerWanted = peerWanted;
     this.timer = setInterval(() => this.check(), checkIntervalMs);
     this.scheduleConnect(0);
   }
 
+  /**
+   * Whether to serve the peer now. Off: no (re)connection, and a connected secondary is dropped
+   * (its unacknowledged operations journaled), so a secondary the control plane gave up on never
+   * receives writes of the generation that followed.
+   */
+  async setPeerWanted(wanted: boolean): Promise<void> {
+    if (wanted === this.peerWanted) return;
+    this.peerWanted = wanted;
+    if (wanted) {
+      this.scheduleConnect(0);
+      return;
+    }
+    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    // A handshake under way is abandoned by connectOnce (generation check).
+    this.connectionGeneration += 1;
+    await this.drop('secondary no longer served');
+  }
+
+  /**
+   * From now on every mutation fails (EIO) without touching the data: the node is giving the
+   * primary role up, and a write acknowledged after that (journaled, the stream closing) would be
+   * on this node only while the peer takes over. Mutations already under way complete.
+   */
+  fence(reason: string): void {
+    this.fencedReason ??= reason;
+  }
+
   async stop(): Promise<void> {
+    this.fence('stopped');
     this.stopped = true;
     if (this.timer !== undefined) clearInterval(this.timer);
     if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
@@ -215,7 +256,7 @@ export class Replicator extends EventEmitter {
   }
 
   private scheduleConnect(delayMs: number): void {
-    if (this.stopped || this.reconnectTimer !== undefined) return;
+    if (this.stopped || !this.peerWanted || this.reconnectTimer !== undefined) return;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       void this.connectOnce();
@@ -223,7 +264,7 @@ export class Replicator extends EventEmitter {
   }
 
   private async connectOnce(): Promise<void> {
-    if (this.stopped || this.socket !== undefined) return;
+    if (this.stopped || !this.peerWanted || this.socket !== undefined) return;
     this.setState('connecting');
     const generation = (this.connectionGeneration += 1);
     let socket: Socket;
@@ -469,8 +510,10 @@ export class Replicator extends EventEmitter {
     describe: (result: R) => Described | undefined,
     touched: readonly string[] = [],
   ): Promise<R> {
+    if (this.fencedReason !== undefined) throw new FencedError(`replication fenced: ${this.fencedReason}`);
     let acknowledged: Promise<void> | undefined;
     const result = await this.lock.run(async () => {
+      if (this.fencedReason !== undefined) throw new FencedError(`replication fenced: ${this.fencedReason}`);
       if (this.socket !== undefined && touched.length > 0) await this.options.activity.touch(touched);
       const local = await applyLocally();
       const described = describe(local);

@@ -21,6 +21,8 @@ export interface SyncSource {
   /** Bytes per second, 0: unlimited (`reiallowedbw`). */
   readonly bandwidthBytesPerSec: number;
   readonly blockBytesMin: number;
+  /** With acl="on": the extended attributes (ACLs included) of a local path, sent after its mode. */
+  readonly readXattrs?: (absPath: string) => readonly { readonly name: string; readonly value: Buffer }[];
 }
 
 export interface SyncReport {
@@ -95,6 +97,10 @@ export class Resync {
     const ops: Described[] = [];
     if (!stat.isSymbolicLink()) ops.push({ op: { kind: 'chmod', path: wirePath, mode: stat.mode & 0o7777 } });
     ops.push({ op: { kind: 'chown', path: wirePath, uid: stat.uid, gid: stat.gid } });
+    // After chmod and chown: a chmod rewrites an ACL's mask, a chown drops security.capability.
+    // (Attributes only the secondary has are not removed: the live stream removes them as they go.)
+    for (const { name, value } of this.source.readXattrs?.(absOf(this.source, wirePath)) ?? [])
+      ops.push({ op: { kind: 'setxattr', path: wirePath, name, value, flags: 0 } });
     return ops;
   }
 

@@ -64,6 +64,8 @@ export class SecondaryServer extends EventEmitter {
   private readonly appliers: TreeApplier[];
   private bytesReceived = 0;
   private connectionCount = 0;
+  /** Operations received (maybe acknowledged, async="second") and not applied yet, all connections. */
+  private unapplied = 0;
 
   constructor(private readonly options: SecondaryOptions) {
     super();
@@ -115,6 +117,17 @@ export class SecondaryServer extends EventEmitter {
       this.server === undefined ? resolvePromise() : this.server.close(() => resolvePromise()),
     );
     this.server = undefined;
+    // With async="second" the primary counts what was received as written: it must all be
+    // applied before this node's data is handed over (say, to this node as the new primary).
+    const deadlineMs = Date.now() + stopDrainTimeoutMs;
+    while (this.unapplied > 0 && Date.now() < deadlineMs) {
+      await new Promise((resolveDelay) => setTimeout(resolveDelay, 5));
+    }
+    if (this.unapplied > 0) {
+      const left = this.unapplied;
+      await this.options.state.update({ upToDate: false });
+      this.emit('apply-failed', `stopped with ${left} received operations not applied`);
+    }
     for (const applier of this.appliers) await applier.closeAll();
   }
 
@@ -244,7 +257,11 @@ export class SecondaryServer extends EventEmitter {
               paused = false;
               socket.resume();
             }
-            await applyOne(work.op, work.fixes);
+            try {
+              await applyOne(work.op, work.fixes);
+            } finally {
+              this.unapplied -= 1;
+            }
             tracker.applied(work.seq);
             this.lastApplied = work.seq;
             scheduleAck();
@@ -261,6 +278,11 @@ export class SecondaryServer extends EventEmitter {
         fail(`secondary: ${(error as Error).message}`);
       } finally {
         draining = false;
+        if (failed) {
+          // Abandoned: the primary is told (fail frame) and this node is no longer up to date.
+          this.unapplied -= queue.filter((work) => work.kind === 'op').length;
+          queue.length = 0;
+        }
       }
     };
 
@@ -301,10 +323,13 @@ export class SecondaryServer extends EventEmitter {
       }
       switch (frame.type) {
         case FrameType.op: {
+          // After a failure nothing more is applied (nor acknowledged): the primary drops us.
+          if (failed) break;
           const { op, fixes } = decodeOp(frame.body);
           tracker.received(frame.seq, isBarrier(op));
           queue.push({ kind: 'op', seq: frame.seq, op, fixes, bytes: frame.body.length });
           queuedBytes += frame.body.length;
+          this.unapplied += 1;
           break;
         }
         case FrameType.sumsRequest: {
@@ -354,6 +379,9 @@ export class SecondaryServer extends EventEmitter {
     });
   }
 }
+
+/** How long a stopping secondary waits to apply what it received (and maybe acknowledged). */
+const stopDrainTimeoutMs = 60_000;
 
 /** While applying or computing digests, a pong this often keeps the primary's sendtimeout off. */
 const busyPongIntervalMs = 250;

@@ -112,7 +112,11 @@ describe('package layout', () => {
     assert.ok(paths.includes(`${bin}/node_modules/@cocalc/fuse-native/build/fuse.node`));
     for (const folder of ['node_modules', 'node_modules/@cocalc', 'node_modules/@cocalc/fuse-native/build'])
       assert.ok(paths.includes(`${bin}/${folder}`), folder);
-    assert.deepEqual(nativeAddons, [], 'no native addon is shipped today');
+    // The replication data path (FUSE binding and child process) is the one native part.
+    assert.deepEqual(
+      nativeAddons.map((addon) => addon.packageName),
+      ['@hakit/replication'],
+    );
   });
 
   test('SHA256SUMS paths are relative to the package folder; files outside it are refused', () => {
