@@ -35,6 +35,8 @@ export const daemonVerbs: readonly string[] = [
   'incloop',
   'resetloop',
   'checkloop',
+  'rfsverify',
+  'rfsdiff',
   'ping',
 ];
 
@@ -60,7 +62,9 @@ export const moduleCommandsUsage = `Module commands (the daemon must run; -m is 
   snapshot -m AM [--anonymize] /abs/file.zip  support snapshot (last 3 configurations and dumps)
   errd on|off|enable CLASS|disable CLASS|list -m AM
   checker on|off -m AM;  boot on|off|status -m AM;  failover on|off -m AM
-  incloop -m AM -i IDENTITY;  resetloop -m AM;  checkloop -m AM`;
+  incloop -m AM -i IDENTITY;  resetloop -m AM;  checkloop -m AM
+  rfsverify -m AM                           on the primary: compare the replicated trees of both nodes
+  rfsdiff -m AM                             on the primary: estimate what the next reintegration sends`;
 
 export class CliUsageError extends Error {}
 

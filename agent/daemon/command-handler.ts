@@ -259,6 +259,15 @@ export class CommandHandler {
       case 'resetloop':
         await this.module(request).resetloop();
         return ok('');
+      case 'rfsverify':
+      case 'rfsdiff':
+        try {
+          return ok(
+            await this.module(request).replicationReport(verb === 'rfsverify' ? 'verify' : 'estimate'),
+          );
+        } catch (error) {
+          return fail(`${verb}: ${(error as Error).message}`);
+        }
       case 'module':
         return this.moduleAdmin(request);
       case 'snapshot': {

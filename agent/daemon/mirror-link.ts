@@ -1,10 +1,12 @@
 // The link between a mirror module's two nodes: heartbeats on every lan (agent/heartbeat), the
 // pure liveness bookkeeping (agent/core/peer-liveness), and the advert each packet carries in its
 // payload. It turns packets and silences into `peer` events for the automaton.
+import { checkFreshness, type FreshnessState } from '../core/packet-freshness.ts';
 import type { MirrorAdvert, MirrorPeerView } from '../core/mirror-automaton.ts';
 import type { Generation } from '../core/mirror-data.ts';
 import {
   expireLans,
+  minimumTimeoutMs,
   recheckLostLans,
   heartbeatResources,
   initialLiveness,
@@ -36,12 +38,13 @@ export interface MirrorLinkHooks {
 }
 
 /** Adverts travel as compact JSON in the packet payload; generation nodes as s(ender)/p(eer). */
-export function encodeAdvert(advert: MirrorAdvert, sender: string): Uint8Array {
+export function encodeAdvert(advert: MirrorAdvert, sender: string, monotonicMs = 0): Uint8Array {
   const history = advert.history.map((generation) => [
     generation.counter,
     generation.node === sender ? 's' : 'p',
   ]);
-  const compact = { ...advert, history };
+  // `m`: the sender's monotonic clock, for the receiver's staleness check (packet-freshness.ts).
+  const compact = { ...advert, history, m: Math.round(monotonicMs) };
   let bytes = Buffer.from(JSON.stringify(compact));
   // The oldest generations go first if the payload would not fit: the newest decide.
   for (let keep = history.length - 1; bytes.length > payloadBytesMax && keep >= 1; keep -= 1) {
@@ -53,9 +56,21 @@ export function encodeAdvert(advert: MirrorAdvert, sender: string): Uint8Array {
 }
 
 export function decodeAdvert(payload: Uint8Array, sender: string, receiver: string): MirrorAdvert | null {
+  return decodeAdvertWithTime(payload, sender, receiver)?.advert ?? null;
+}
+
+export function decodeAdvertWithTime(
+  payload: Uint8Array,
+  sender: string,
+  receiver: string,
+): { advert: MirrorAdvert; senderMonotonicMs: number | null } | null {
   try {
-    const raw = JSON.parse(Buffer.from(payload).toString('utf8')) as Omit<MirrorAdvert, 'history'> & {
+    const { m, ...raw } = JSON.parse(Buffer.from(payload).toString('utf8')) as Omit<
+      MirrorAdvert,
+      'history'
+    > & {
       history: unknown;
+      m?: unknown;
     };
     if (
       typeof raw !== 'object' ||
@@ -68,7 +83,9 @@ export function decodeAdvert(payload: Uint8Array, sender: string, receiver: stri
       counter,
       node: who === 's' ? sender : receiver,
     }));
-    return { ...raw, history };
+    // An older agent sends no clock: its packets skip the staleness check (rolling upgrades).
+    const senderMonotonicMs = typeof m === 'number' && Number.isFinite(m) ? m : null;
+    return { advert: { ...raw, history }, senderMonotonicMs };
   } catch {
     return null;
   }
@@ -78,6 +95,10 @@ const livenessTickMs = 50;
 
 export class MirrorLink {
   private liveness: LivenessState<MirrorAdvert>;
+  private freshness: FreshnessState | null = null;
+  private staleDropped = 0;
+  /** Half the shortest heartbeat timeout: later than that, an advert is the past. */
+  private readonly staleMs: number;
   private readonly livenessSettings: LivenessSettings;
   private readonly transport: HeartbeatTransport;
   private timer: NodeJS.Timeout | null = null;
@@ -97,6 +118,7 @@ export class MirrorLink {
       heartbeats: settings.lans.map((lan) => ({ ident: lan.ident, timeoutMs: lan.timeoutMs })),
     };
     this.liveness = initialLiveness(this.livenessSettings, incarnation, nowMs());
+    this.staleMs = Math.max(100, Math.floor(minimumTimeoutMs(this.livenessSettings) / 2));
     this.transport = new HeartbeatTransport(
       {
         clusterId: settings.clusterId,
@@ -132,7 +154,11 @@ export class MirrorLink {
   }
 
   counters(): unknown {
-    return { transport: this.transport.counters(), liveness: this.liveness.counters };
+    return {
+      transport: this.transport.counters(),
+      liveness: this.liveness.counters,
+      staleDropped: this.staleDropped,
+    };
   }
 
   private nextFields(): HeartbeatFields {
@@ -153,20 +179,36 @@ export class MirrorLink {
       uptodate: advert.uptodate,
       generation: advert.history[advert.history.length - 1] ?? null,
       ack: header.ack,
-      payload: encodeAdvert(advert, this.settings.localNode),
+      payload: encodeAdvert(advert, this.settings.localNode, nowMs),
     };
   }
 
   private received(received: ReceivedHeartbeat): void {
     const fields = received.fields;
-    const advert = decodeAdvert(fields.payload, fields.node, this.settings.localNode);
-    if (!advert) {
+    const decoded = decodeAdvertWithTime(fields.payload, fields.node, this.settings.localNode);
+    if (!decoded) {
       this.hooks.onError(
         new Error(`heartbeat from ${fields.node} on ${received.lanIdent}: unreadable advert`),
       );
       return;
     }
+    const advert = decoded.advert;
     const nowMs = this.nowMs();
+    if (decoded.senderMonotonicMs !== null) {
+      const freshness = checkFreshness(
+        this.freshness,
+        fields.incarnation,
+        decoded.senderMonotonicMs,
+        nowMs,
+        this.staleMs,
+      );
+      if (!freshness.fresh) {
+        // Held in a queue while a link was down: what it says is the past.
+        this.staleDropped += 1;
+        return;
+      }
+      this.freshness = freshness.state;
+    }
     const outcome = receivePacket(
       this.liveness,
       this.livenessSettings,

@@ -7,6 +7,8 @@ import type { CompiledRule } from '../core/rule-engine.ts';
 import type { DefaultPrimary } from '../config/model.ts';
 import type { HeartbeatLanEndpoint } from '../heartbeat/endpoints.ts';
 import type { VipSpec } from '../net/vip.ts';
+import type { FarmRuntime } from './farm-runtime.ts';
+import type { ReplicationRuntime } from './mirror-replication.ts';
 
 /** What a mirror module needs beyond the common part: its peer, heartbeats, virtual IPs. */
 export interface MirrorRuntime {
@@ -18,8 +20,23 @@ export interface MirrorRuntime {
   vips: VipSpec[];
   defaultPrimary: DefaultPrimary;
   failover: 'on' | 'off';
+  /**
+   * The reference's <splitbrain> checker: when every heartbeat is lost, the witnesses are pinged
+   * and a node that reaches none waits (rule splitbrain_failure) instead of going ALONE.
+   */
+  splitBrain: { resource: string; witnesses: string[] } | null;
+  /** cluster.xml's <arbitrator>, or null: without one a split brain can give two primaries. */
+  arbitrator: ArbitratorRuntime | null;
   /** <rfs> configured. */
   replication: boolean;
+  /** With <rfs>: what the replication data path needs (mirror-replication.ts). */
+  rfs?: ReplicationRuntime;
+}
+
+export interface ArbitratorRuntime {
+  host: string;
+  portUdp: number;
+  leaseMs: number;
 }
 
 export type ModuleMode = 'mirror' | 'farm' | 'light';
@@ -47,4 +64,6 @@ export interface ModuleRuntimeConfig {
   customCheckers: CustomCheckerSpec[];
   failover: { periodMs: number; handleTimeMs: number; rules: CompiledRule[] };
   mirror: MirrorRuntime | null;
+  /** Farm modules with a <farm> lan: membership, load balancing, VIPs (farm-runtime.ts). */
+  farm?: FarmRuntime | null;
 }

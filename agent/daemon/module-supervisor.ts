@@ -1,6 +1,9 @@
 // Runs one module: feeds events (commands, finished scripts, checker verdicts, rule timer) one
 // at a time into the pure automaton and carries out the actions it returns: scripts, checker
 // classes, logs, persistence. All I/O of a module happens here or in the adapters it owns.
+import { ArbitratorClient } from '../arbitrator/client.ts';
+import { leaseTimingFor } from '../core/arbitrator-lease.ts';
+import { AuthorityFence, removeFence } from '../net/authority-fence.ts';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,14 +19,25 @@ import {
   advertOf,
   type MirrorEvent,
   type MirrorPersisted,
+  type MirrorCore,
   type MirrorSettings,
   nextDeadlineMs,
 } from '../core/mirror-automaton.ts';
 import { newIncarnation } from '../heartbeat/packet.ts';
 import { VirtualIp } from '../net/vip.ts';
+import { pingProbe } from '../checkers/probes.ts';
+import type { MirrorPeerView } from '../core/mirror-types.ts';
 import { type MirrorExtraAction, MirrorDriver } from './mirror-driver.ts';
 import { MirrorLink } from './mirror-link.ts';
+import { FarmController } from './farm-controller.ts';
+import { FarmModuleDriver, type FarmTrafficAction } from './farm-driver.ts';
+import { MirrorReplication } from './mirror-replication.ts';
 
+/** How long a node becoming primary waits for the previous holder to release the VIP. */
+const vipConflictWaitMs = 10_000;
+const vipConflictRetryMs = 250;
+/** Each witness of <splitbrain> gets one ping with this timeout when the heartbeats are lost. */
+const splitBrainPingMs = 1_000;
 const mirrorTickMs = 50;
 import type { ActivityClass, CoreAction, LogLevel } from '../core/job.ts';
 import { countAction, maxloopReached, resetMaxloop } from '../core/maxloop.ts';
@@ -32,9 +46,14 @@ import { evaluateRules, initialRuleEngine, type RuleEngineState } from '../core/
 import { formatState, type ModuleStateName, type Readiness } from '../core/states.ts';
 import { type JsonReadResult, readJsonFile, writeJsonDurably } from './durable-file.ts';
 import { type LogEntry, ModuleLog } from './module-log.ts';
-import type { ModuleRuntimeConfig } from './module-runtime-config.ts';
+import type { MirrorRuntime, ModuleRuntimeConfig } from './module-runtime-config.ts';
 import type { NodePaths } from './paths.ts';
-import { type RunningScript, startScript } from '../scripts/runner.ts';
+import {
+  type RunningScript,
+  type ScriptRunRequest,
+  type ScriptRunResult,
+  startScript,
+} from '../scripts/runner.ts';
 
 export interface UserSettings {
   errd: 'on' | 'off';
@@ -112,9 +131,14 @@ export function readBootId(): string {
 }
 
 export class ModuleSupervisor {
-  private driver: AutomatonDriver<MirrorExtraAction, MirrorEvent>;
+  private driver: AutomatonDriver<MirrorExtraAction | FarmTrafficAction, MirrorEvent>;
+  private farm: FarmController | null = null;
   private mirrorDriver: MirrorDriver | null = null;
   private link: MirrorLink | null = null;
+  private arbitratorClient: ArbitratorClient | null = null;
+  private fence: AuthorityFence | null = null;
+  /** With <rfs>: the replication data path (mirror-replication.ts). */
+  private replication: MirrorReplication | null = null;
   private readonly vips: VirtualIp[] = [];
   private mirrorTimer: NodeJS.Timeout | null = null;
   private resources: ResourceTable = {};
@@ -146,7 +170,7 @@ export class ModuleSupervisor {
     this.moduleVarDir = join(paths.moduleStateDir, config.name);
     this.stateFile = join(this.moduleVarDir, 'state.json');
     this.log = new ModuleLog(join(this.moduleVarDir, 'log', 'module.log'));
-    this.driver = new FarmDriver(
+    const farmDriver = new FarmDriver(
       {
         maxloop: config.maxloop,
         loopIntervalMs: config.loopIntervalMs,
@@ -154,6 +178,7 @@ export class ModuleSupervisor {
       },
       nowMs(),
     );
+    this.driver = config.farm ? new FarmModuleDriver(farmDriver, config.farm.scriptControl) : farmDriver;
     this.errd = config.errd
       ? new ErrdMonitor(config.errd.watches, {
           pollTimerMs: config.errd.pollTimerMs,
@@ -237,6 +262,7 @@ export class ModuleSupervisor {
   /** Loads persisted state and recovers to a safe state after a daemon crash; starts at boot. */
   async open(): Promise<void> {
     const loaded: JsonReadResult<PersistedModule> = readJsonFile(this.stateFile, isPersistedModule);
+    if (this.config.farm) await this.openFarm(this.config.farm);
     if (this.config.mirror && loaded.kind !== 'ok') await this.openMirror(undefined);
     const bootId = readBootId();
     let wasRunning: ModuleStateName | null = null;
@@ -279,7 +305,10 @@ export class ModuleSupervisor {
       );
       this.driver.assumeRunning();
       if (this.mirrorDriver) {
-        // The mirror core restarts from STOP with what it persisted; prestart stops leftovers.
+        // The mirror core restarts from STOP with what it persisted. What the dead daemon left
+        // running (the VIP, the application) goes first, or a node that starts SECOND would keep
+        // answering for the VIP and block the real primary's.
+        await this.dropMirrorLeftovers(wasRunning);
         await this.command('start', { kind: 'caller', who: 'hakitd recovery' });
       } else {
         await this.command('stopstart', { kind: 'caller', who: 'hakitd recovery' });
@@ -289,6 +318,41 @@ export class ModuleSupervisor {
       setTimeout(() => {
         if (!this.closed) void this.command('start', { kind: 'caller', who: 'at boot time' });
       }, delayMs).unref();
+    }
+  }
+
+  /** After a daemon crash: every VIP released, then the forced stop scripts, in the reference's order. */
+  private async dropMirrorLeftovers(wasRunning: string): Promise<void> {
+    for (const vip of this.vips) {
+      try {
+        const released = await vip.release();
+        if (released.removed)
+          this.write('E', 'vip', `Virtual IP ${vip.spec.address} left by the dead daemon: unset`);
+      } catch (error) {
+        this.write(
+          'C',
+          'vip',
+          `Virtual IP ${vip.spec.address} unset after a crash: ${(error as Error).message}`,
+        );
+      }
+    }
+    const user = this.config.user;
+    if (user === null) return;
+    for (const script of ['stop_sec', 'stop_prim', 'stop_second', 'stop_both']) {
+      const result = await startScript({
+        script,
+        args: ['force', wasRunning, 'STOP', 'stop'],
+        binDir: this.binDir(),
+        env: this.scriptEnv(),
+        timeoutMs: user.forcestopTimeoutMs,
+        userlogDir: user.logging === 'userlog' ? this.moduleVarDir : null,
+        userlogBytesMax: user.userlogBytesMax,
+      }).result.catch((error: unknown) => {
+        this.write('C', 'userplug', `Script ${script} could not run: ${(error as Error).message}`);
+        return null;
+      });
+      if (result !== null && !result.missing)
+        this.write('S', 'userplug', `Script ${script} (forced, after a crash)`);
     }
   }
 
@@ -355,7 +419,7 @@ export class ModuleSupervisor {
     return { accepted: result.accepted, message: result.message };
   }
 
-  private carryOut(action: CoreAction | MirrorExtraAction): void {
+  private carryOut(action: CoreAction | MirrorExtraAction | FarmTrafficAction): void {
     switch (action.type) {
       case 'log':
         this.write(action.level, action.component, action.message);
@@ -384,8 +448,35 @@ export class ModuleSupervisor {
         this.runningScript?.kill();
         break;
       default:
-        this.carryOutMirror(action);
+        if (action.type === 'farmTraffic') this.carryOutFarm(action);
+        else this.carryOutMirror(action);
     }
+  }
+
+  /** Farm modules: membership link and load-balancing state, running while the daemon runs. */
+  private async openFarm(runtime: NonNullable<ModuleRuntimeConfig['farm']>): Promise<void> {
+    this.farm = new FarmController(runtime, this.config.name, this.config.id, this.moduleVarDir, {
+      log: (level, component, message) => this.write(level, component, message),
+      setResource: (resource, value) => this.setResourceValue(resource, value, 'vipd'),
+      moduleState: () => {
+        const view = this.driver.view();
+        return { state: view.state, readiness: view.readiness };
+      },
+    });
+    await this.farm.start();
+  }
+
+  /** Traffic opens before the actions that follow it (start_both); closes in the background. */
+  private carryOutFarm(action: FarmTrafficAction): void {
+    const farm = this.farm;
+    const rest = () => {
+      for (const next of action.then) this.carryOut(next);
+    };
+    if (farm === null) {
+      rest();
+      return;
+    }
+    void farm.traffic(action.open).then(() => this.enqueue(async () => rest()));
   }
 
   /** Mirror start: the automaton with its persisted state, heartbeats, virtual IPs, timers. */
@@ -405,7 +496,7 @@ export class ModuleSupervisor {
       replication: mirror.replication,
       defaultPrimary: mirror.defaultPrimary,
       heartbeatTimeoutMs: Math.min(...mirror.lans.map((lan) => lan.timeoutMs)),
-      arbitrator: null,
+      arbitrator: mirror.arbitrator === null ? null : leaseTimingFor(mirror.arbitrator.leaseMs),
       maxloop: this.config.maxloop,
       loopIntervalMs: this.config.loopIntervalMs,
     };
@@ -434,7 +525,9 @@ export class ModuleSupervisor {
         advert: (nowMs) => advertOf(driver.mirrorCore, settings, nowMs),
         onPeer: (view, nowMs) => {
           void this.enqueue(async () => {
-            this.apply({ type: 'peer', view, nowMs });
+            // The witness verdict comes first: a node that reaches none must not fail over.
+            const pingedMs = await this.checkSplitBrain(view);
+            this.apply({ type: 'peer', view, nowMs: nowMs + pingedMs });
           });
         },
         onLanResource: (resource, value) => this.setResourceValue(resource, value, 'heart'),
@@ -443,9 +536,36 @@ export class ModuleSupervisor {
       this.nowMs,
     );
     await this.link.start();
+    await this.openArbitrator(mirror);
+    // No split brain is known at start: a wait rule on a resource still `init` would hold it.
+    if (mirror.splitBrain !== null) this.setResourceValue(mirror.splitBrain.resource, 'up', 'splitbrain');
+    if (mirror.rfs !== undefined) {
+      this.replication = new MirrorReplication(mirror.rfs, {
+        feed: (event) =>
+          void this.enqueue(async () => {
+            this.apply({ ...event, nowMs: this.nowMs() });
+          }),
+        setResource: (resource, value) => this.setResourceValue(resource, value, 'rfs'),
+        log: (level, message) => this.write(level, 'rfs', message),
+      });
+    }
+    // The core's next deadline, as the simulator honours it: computed when the core changes
+    // (from the previous check, so a deadline that fell due in between is not skipped) and
+    // after each tick, and ticked once it is reached.
+    let lastCheckMs = this.nowMs();
+    let seenCore: MirrorCore | null = null;
+    let dueAtMs: number | null = null;
     this.mirrorTimer = setInterval(() => {
-      const deadline = nextDeadlineMs(driver.mirrorCore, settings, this.nowMs());
-      if (deadline !== null && deadline <= this.nowMs()) {
+      const nowMs = this.nowMs();
+      const core = driver.mirrorCore;
+      if (core !== seenCore) {
+        seenCore = core;
+        dueAtMs = nextDeadlineMs(core, settings, lastCheckMs);
+      }
+      lastCheckMs = nowMs;
+      if (dueAtMs !== null && dueAtMs <= nowMs) {
+        dueAtMs = null;
+        seenCore = null;
         void this.enqueue(async () => {
           this.apply({ type: 'tick', nowMs: this.nowMs() });
         });
@@ -454,9 +574,93 @@ export class ModuleSupervisor {
     this.mirrorTimer.unref();
   }
 
+  /**
+   * The reference's <splitbrain> checker (2.6): tested only when every heartbeat is lost. A
+   * node that reaches at least one witness goes on (ALONE); one that reaches none waits, by the
+   * rule splitbrain_failure, in WAIT (NotReady) until the heartbeats return. Returns how long
+   * the pings took (the peer event is applied that much later).
+   */
+  private async checkSplitBrain(view: MirrorPeerView): Promise<number> {
+    const split = this.config.mirror?.splitBrain ?? null;
+    if (split === null) return 0;
+    if (view.status === 'up') {
+      if (this.resources[split.resource]?.value !== 'up') {
+        this.setResourceValue(split.resource, 'up', 'splitbrain');
+        this.evaluateRulesNow(false);
+      }
+      return 0;
+    }
+    if (view.status !== 'unknown') return 0;
+    const startedMs = this.nowMs();
+    const results = await Promise.all(split.witnesses.map((witness) => pingProbe(witness, splitBrainPingMs)));
+    const reached = split.witnesses.filter((_, index) => results[index]?.up === true);
+    const up = reached.length > 0;
+    this.setResourceValue(
+      split.resource,
+      up ? 'up' : 'down',
+      'splitbrain',
+      up ? `witness ${reached.join(', ')} answers` : `no witness answers (${split.witnesses.join(', ')})`,
+    );
+    const state = this.driver.view().state;
+    if (!up && (state === 'PRIM' || state === 'ALONE' || state === 'SECOND')) {
+      this.apply({
+        type: 'command',
+        verb: 'wait',
+        identity: 'splitbrain_failure',
+        origin: { kind: 'rule', rule: 'splitbrain_failure' },
+        nowMs: this.nowMs(),
+      });
+    }
+    this.evaluateRulesNow(false);
+    return this.nowMs() - startedMs;
+  }
+
+  /**
+   * With an arbitrator: the lease link, and the kernel fence that stops the VIPs at the end of
+   * authority even if this daemon is frozen. Without one: no fence tables may stay behind.
+   */
+  private async openArbitrator(mirror: MirrorRuntime): Promise<void> {
+    const arbitrator = mirror.arbitrator;
+    if (arbitrator === null) {
+      await removeFence(this.config.name).catch((error: unknown) =>
+        this.write('E', 'heart', `Removing the arbitrator fence: ${(error as Error).message}`),
+      );
+      return;
+    }
+    const addresses = mirror.vips.map((vip) => vip.address);
+    for (const address of AuthorityFence.unfenced(addresses)) {
+      this.write(
+        'I',
+        'heart',
+        `Virtual IP ${address}: IPv6, not fenced by the kernel at the end of authority`,
+      );
+    }
+    this.fence = new AuthorityFence(this.config.name, addresses, this.paths.run, this.nowMs, (error) =>
+      this.write('E', 'heart', `Arbitrator fence: ${error.message}`),
+    );
+    await this.fence.install();
+    this.arbitratorClient = new ArbitratorClient(
+      { key: mirror.key, clusterId: mirror.clusterId, host: arbitrator.host, port: arbitrator.portUdp },
+      {
+        onReply: (reply) =>
+          void this.enqueue(async () => {
+            this.apply({ type: 'lease', reply, nowMs: this.nowMs() });
+          }),
+        onError: (error) => this.write('I', 'heart', error.message),
+      },
+    );
+    await this.arbitratorClient.start();
+    this.write(
+      'I',
+      'heart',
+      `Arbitrator ${arbitrator.host} port ${arbitrator.portUdp}, lease ${arbitrator.leaseMs} ms`,
+    );
+  }
+
   private carryOutMirror(action: MirrorExtraAction): void {
     switch (action.type) {
       case 'vip':
+        if (action.op === 'unset') void this.fence?.revoke();
         for (const vip of this.vips) void this.moveVip(vip, action.op);
         break;
       case 'sendState':
@@ -467,18 +671,27 @@ export class ModuleSupervisor {
         break;
       case 'keepAside':
         this.write('C', 'heart', `Data kept aside (${action.reason}); nothing was discarded`);
+        this.replication?.keepAside(action.reason);
         break;
       case 'replication':
         this.write('D', 'rfsplug', `Replication role ${action.command.role}`);
+        this.replication?.command(action.command);
         break;
       case 'authority':
-        this.write('D', 'heart', `Primary authority until ${action.untilMs}`);
+        void this.fence?.authorize(action.untilMs);
         break;
       case 'leaseRequest':
+        this.arbitratorClient?.send(action.request);
+        break;
       case 'leaseRelease':
-        this.write('I', 'heart', `Arbitrator ${action.type} ignored: no arbitrator configured`);
+        this.arbitratorClient?.send(action.release);
         break;
     }
+  }
+
+  /** Whether the automaton still wants the VIP here (a pending set may have been overtaken). */
+  private wantsVip(): boolean {
+    return this.mirrorDriver === null || this.mirrorDriver.mirrorCore.vip;
   }
 
   /** Runs outside the event queue: an ARP probe takes hundreds of ms and must not delay heartbeats. */
@@ -486,7 +699,27 @@ export class ModuleSupervisor {
     const address = vip.spec.address;
     try {
       if (op === 'set') {
-        const result = await vip.acquire();
+        // The authority must be in the kernel before the gratuitous ARPs leave.
+        await this.fence?.settled();
+        let result = await vip.acquire();
+        // The old primary releases its VIP in the background after it announced its new state,
+        // and a restarting daemon drops what it left: wait a bounded time for the address.
+        const deadlineMs = this.nowMs() + vipConflictWaitMs;
+        if (result.status === 'conflict') {
+          this.write(
+            'I',
+            'vip',
+            `Virtual IP ${address} still held by another host: waiting up to ${vipConflictWaitMs} ms`,
+          );
+        }
+        while (result.status === 'conflict' && this.nowMs() < deadlineMs && this.wantsVip()) {
+          await new Promise((done) => setTimeout(done, vipConflictRetryMs));
+          result = await vip.acquire();
+        }
+        if (!this.wantsVip() && result.status !== 'conflict') {
+          // Released meanwhile by the automaton: the unset queued behind this removes it.
+          return;
+        }
         if (result.status === 'conflict') {
           this.write('C', 'vip', `Virtual IP ${address} is held by another host: not set`);
           this.setResourceValue(`ip.${address}`, 'down', 'vip', 'conflict');
@@ -519,7 +752,7 @@ export class ModuleSupervisor {
     if (!user) throw new Error(`script ${script} requested without <user>`);
     const timeoutMs =
       stage === 'stop' ? user.nicestopTimeoutMs : stage === 'force' ? user.forcestopTimeoutMs : 0;
-    const running = startScript({
+    const request: ScriptRunRequest = {
       script,
       args,
       binDir: this.binDir(),
@@ -527,7 +760,11 @@ export class ModuleSupervisor {
       timeoutMs,
       userlogDir: user.logging === 'userlog' ? this.moduleVarDir : null,
       userlogBytesMax: user.userlogBytesMax,
-    });
+    };
+    const running =
+      this.replication === null
+        ? startScript(request)
+        : this.afterReplication(this.replication, request, stage);
     this.runningScript = running;
     running.result.then(
       (result) =>
@@ -549,6 +786,43 @@ export class ModuleSupervisor {
           this.apply({ type: 'scriptDone', script, exitCode: 127, timedOut: false, nowMs: this.nowMs() });
         }),
     );
+  }
+
+  /**
+   * A script starts once the data path matches the automaton's command: start_prim on the FUSE
+   * mount (never on the bare directory), start_second on the read-only one. A start script
+   * fails without running when the replication could not be set up.
+   */
+  private afterReplication(
+    replication: MirrorReplication,
+    request: ScriptRunRequest,
+    stage: string,
+  ): RunningScript {
+    let inner: RunningScript | null = null;
+    let killed = false;
+    const result = replication.ready().then((ready): ScriptRunResult | Promise<ScriptRunResult> => {
+      const notRun = {
+        script: request.script,
+        userlogFile: null,
+        missing: false,
+        timedOut: false,
+        durationMs: 0,
+      };
+      if (killed) return { ...notRun, exitCode: null, signal: 'SIGKILL' };
+      if (!ready.ok && stage === 'start') {
+        this.write('C', 'rfs', `Script ${request.script} not run: replication not ready (${ready.reason})`);
+        return { ...notRun, exitCode: 1, signal: null };
+      }
+      inner = startScript(request);
+      return inner.result;
+    });
+    return {
+      result,
+      kill: () => {
+        killed = true;
+        inner?.kill();
+      },
+    };
   }
 
   private setResourceValue(resource: string, value: string, by: string, detail?: string): void {
@@ -630,7 +904,8 @@ export class ModuleSupervisor {
     const view = this.driver.view();
     if (!allowFire || fire === null || view.jobVerb !== null) return;
     if (fire.action === 'swap' || fire.action === 'noaction') return;
-    if (fire.action === 'wait' && view.state !== 'UP') return;
+    // A wait rule true while running stops into WAIT (farm UP, and mirror states: reference M15).
+    if (fire.action === 'wait' && !['UP', 'PRIM', 'ALONE', 'SECOND'].includes(view.state)) return;
     if (view.state === 'STOP') return;
     this.apply({
       type: 'command',
@@ -736,6 +1011,7 @@ export class ModuleSupervisor {
     detail.push(...view.detail);
     if (view.lastFailure) detail.push(view.lastFailure);
     if (view.jobVerb) detail.push(`${view.jobVerb} in progress`);
+    if (this.farm) detail.push(...this.farm.detail());
     return {
       module: this.config.name,
       mode: this.config.mode,
@@ -746,6 +1022,7 @@ export class ModuleSupervisor {
       detail,
       resources: {
         ...this.resources,
+        ...this.replication?.resources(this.nowMs()),
         'heart.stopstartloop': {
           value: String(Math.floor(view.maxloop.initialisedAtMs / 1000)),
           setBy: 'heart',
@@ -755,6 +1032,12 @@ export class ModuleSupervisor {
       },
       settings: this.settings,
     };
+  }
+
+  /** `rfsverify` / `rfsdiff` (mirror modules with <rfs>). */
+  async replicationReport(kind: 'verify' | 'estimate'): Promise<string> {
+    if (this.replication === null) throw new Error(`module ${this.config.name} has no <rfs> replication`);
+    return kind === 'verify' ? this.replication.verify() : this.replication.estimate();
   }
 
   logTail(count: number, includeVerbose: boolean): LogEntry[] {
@@ -791,7 +1074,10 @@ export class ModuleSupervisor {
     this.customCheckers.stop();
     if (this.mirrorTimer) clearInterval(this.mirrorTimer);
     await this.link?.stop();
+    await this.farm?.stop();
+    await this.arbitratorClient?.stop();
     await this.queue;
+    await this.replication?.close();
   }
 }
 

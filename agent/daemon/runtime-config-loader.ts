@@ -12,13 +12,14 @@ import { loadUserconfig } from '../config/userconfig.ts';
 import type { ActivityClass } from '../core/job.ts';
 import { compileFailover } from '../core/rule-compiler.ts';
 import type { MirrorRuntime, ModuleRuntimeConfig } from './module-runtime-config.ts';
-import { createHash } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
 import { heartbeatEndpoints } from '../heartbeat/endpoints.ts';
-import { loadClusterKey } from '../heartbeat/cluster-key.ts';
+import { replicationRuntimeOf } from './mirror-replication.ts';
+import { clusterIdOf, loadClusterKey } from '../heartbeat/cluster-key.ts';
 import type { VipSpec } from '../net/vip.ts';
 import { clusterFile, clusterKeyFile, readClusterForValidation } from './cluster-files.ts';
 import type { NodePaths } from './paths.ts';
+import { farmRuntimeOf, type FarmRuntime } from './farm-runtime.ts';
 
 export class ModuleConfigError extends Error {
   override name = 'ModuleConfigError';
@@ -127,6 +128,14 @@ function checkerSpecs(checkers: readonly Checker[]): {
     }
   }
   return { periodic, custom };
+}
+
+function splitBrainOf(checkers: readonly Checker[]): MirrorRuntime['splitBrain'] {
+  for (const checker of checkers) {
+    if (checker.type === 'splitbrain')
+      return { resource: checker.resource, witnesses: [...checker.witnesses] };
+  }
+  return null;
 }
 
 export function runtimeConfigOf(
@@ -241,13 +250,35 @@ export function mirrorRuntimeOf(
   return {
     localNode: me.name,
     peerNode: peer.name,
-    clusterId: `hakit-${createHash('sha256').update(key).digest('hex').slice(0, 12)}`,
+    clusterId: clusterIdOf(key),
     key,
     lans: heartbeatEndpoints(config.heart, cluster, id, me.name, peer.name),
     vips,
     defaultPrimary: config.service.defaultPrimary,
     failover: config.service.failover,
+    arbitrator:
+      cluster.arbitrator === undefined
+        ? null
+        : {
+            host: cluster.arbitrator.addr.host,
+            portUdp: cluster.arbitrator.portUdp,
+            leaseMs: cluster.arbitrator.leaseMs,
+          },
+    splitBrain: splitBrainOf(config.checkers),
     replication: config.rfs !== undefined,
+    ...(config.rfs === undefined
+      ? {}
+      : {
+          rfs: replicationRuntimeOf(
+            config.rfs,
+            module,
+            me.name,
+            id,
+            heartbeatEndpoints(config.heart, cluster, id, me.name, peer.name),
+            paths.safeVar,
+            keyFile,
+          ),
+        }),
   };
 }
 
@@ -270,12 +301,39 @@ export function loadRuntimeConfig(paths: NodePaths, module: string, id: number):
     throw new ModuleConfigError(`module ${module} has configuration errors:\n${errors.join('\n')}`);
   }
   if (loaded.config.mode === 'mirror') {
-    if (loaded.config.rfs !== undefined) {
-      throw new ModuleConfigError(
-        `mirror module ${module}: real-time replication (<rfs>) is not wired into the daemon yet; remove <rfs> to run the module without replication`,
-      );
-    }
     return runtimeConfigOf(module, id, loaded.config, mirrorRuntimeOf(paths, module, id, loaded.config));
   }
+  if (loaded.config.mode === 'farm' && loaded.config.farm !== undefined) {
+    return {
+      ...runtimeConfigOf(module, id, loaded.config),
+      farm: farmRuntimeFor(paths, module, id, loaded.config),
+    };
+  }
   return runtimeConfigOf(module, id, loaded.config);
+}
+
+/** A farm module's nodes, key and groups from cluster.xml and its config; null without <farm> lans. */
+function farmRuntimeFor(
+  paths: NodePaths,
+  module: string,
+  id: number,
+  config: ModuleConfig,
+): FarmRuntime | null {
+  const cluster = readClusterForValidation(paths);
+  if (!cluster)
+    throw new ModuleConfigError(
+      `farm module ${module}: no valid cluster configuration (${clusterFile(paths)})`,
+    );
+  const keyFile = clusterKeyFile(paths);
+  if (!existsSync(keyFile)) {
+    throw new ModuleConfigError(
+      `farm module ${module}: no cluster key (${keyFile}); run hakit cluster genkey, then hakit -H "*" -G`,
+    );
+  }
+  const key = loadClusterKey(keyFile);
+  try {
+    return farmRuntimeOf(module, id, config, cluster, localAddresses(), key, clusterIdOf(key));
+  } catch (error) {
+    throw new ModuleConfigError((error as Error).message);
+  }
 }

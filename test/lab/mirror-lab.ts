@@ -15,15 +15,32 @@ export interface MirrorTiming {
   timeoutMs: number;
 }
 
+/** What the module `web` differs in from the default (defaultprim alone, failover on, no checker). */
+export interface MirrorModuleOptions {
+  /** `<service defaultprim>`: alone (the default), a node name, or lastprim. */
+  defaultprim?: string;
+  /** `<service failover>`: on (the default) or off. */
+  failover?: 'on' | 'off';
+  /** Extra XML inside `<service>`, e.g. a `<check>` block. */
+  serviceXml?: string;
+  /** Extra executables in the module's bin/ (name -> shell script body, without the #! line). */
+  scripts?: Record<string, string>;
+}
+
 export class MirrorLab {
   /** Inside the repository, not /tmp: lab nodes have their own /tmp but see this folder. */
   readonly workDir: string;
   nodes: LabNode[] = [];
   vip = '';
 
+  /** Set before setUp: a witness host `w` runs `hakitd --arbitrator` with this lease. */
+  arbitratorLeaseMs: number | null = null;
+
   constructor(
     readonly lab: string,
     readonly timing: MirrorTiming = { pulseMs: 100, timeoutMs: 1000 },
+    /** Changed by `reconfigure`. */
+    public moduleOptions: MirrorModuleOptions = {},
   ) {
     this.workDir = resolve(repoDir, 'node_modules', '.cache', `hakit-${lab}`);
   }
@@ -54,12 +71,13 @@ export class MirrorLab {
 
   private writeModule(): void {
     const moduleDir = `${this.workDir}/web`;
+    const options = this.moduleOptions;
     const userconfig = `<!DOCTYPE safe>
 <safe>
-<service mode="mirror" defaultprim="alone" failover="on">
+<service mode="mirror" defaultprim="${options.defaultprim ?? 'alone'}" failover="${options.failover ?? 'on'}">
   <heart pulse="${this.timing.pulseMs}ms" timeout="${this.timing.timeoutMs}ms"><heartbeat name="default" ident="default"/></heart>
   <vip><interface_list><interface><real_interface><virtual_addr addr="${this.vip}" where="one_side_alias"/></real_interface></interface></interface_list></vip>
-  <user nicestoptimeout="5" forcestoptimeout="5"/>
+  <user nicestoptimeout="5" forcestoptimeout="5"/>${options.serviceXml === undefined ? '' : `\n${options.serviceXml}`}
 </service>
 </safe>
 `;
@@ -71,6 +89,7 @@ export class MirrorLab {
     const scripts: Record<string, string> = {
       start_prim: `[ "$1" = force ] && exit 0\nsetsid /opt/hakit/private/bin/node -e "${server}" </dev/null >/dev/null 2>&1 &\nexit 0`,
       stop_prim: `pkill -f 'listen\\(8080\\)'\nexit 0`,
+      ...options.scripts,
     };
     for (const [name, body] of Object.entries(scripts)) {
       writeFileSync(`${moduleDir}/bin/${name}`, `#!/bin/sh\n${body}\n`);
@@ -90,20 +109,31 @@ export class MirrorLab {
     );
     const packageFile = (JSON.parse(built.stdout) as { file: string }).file;
     this.nodes = (
-      await labJson<{ nodes: LabNode[] }>(['up', '--name', this.lab, '--nodes', '2', '--client'])
+      await labJson<{ nodes: LabNode[] }>([
+        'up',
+        '--name',
+        this.lab,
+        '--nodes',
+        '2',
+        '--client',
+        ...(this.arbitratorLeaseMs === null ? [] : ['--witness']),
+      ])
     ).nodes;
     this.vip = this.node('n1').ip.replace(/\.\d+$/, '.50');
     this.writeModule();
     process.env.HAKIT_AGENT_PACKAGE = packageFile;
     try {
-      const installed = await runLabCli(['install', '--name', this.lab, 'n1', 'n2'], 6 * 60_000);
+      const installed = await runLabCli(
+        ['install', '--name', this.lab, 'n1', 'n2', ...(this.arbitratorLeaseMs === null ? [] : ['w'])],
+        6 * 60_000,
+      );
       assert.equal(installed.code, 0, installed.stderr);
     } finally {
       delete process.env.HAKIT_AGENT_PACKAGE;
     }
     writeFileSync(
       `${this.workDir}/cluster.xml`,
-      `<?xml version="1.0"?>\n<cluster>\n<lans>\n<lan name="default">\n<node name="n1" addr="${this.node('n1').ip}"/>\n<node name="n2" addr="${this.node('n2').ip}"/>\n</lan>\n</lans>\n</cluster>\n`,
+      `<?xml version="1.0"?>\n<cluster>\n<lans>\n<lan name="default">\n<node name="n1" addr="${this.node('n1').ip}"/>\n<node name="n2" addr="${this.node('n2').ip}"/>\n</lan>\n</lans>\n${this.arbitratorLeaseMs === null ? '' : `<arbitrator addr="${this.node('w').ip}" lease="${this.arbitratorLeaseMs}ms"/>\n`}</cluster>\n`,
     );
     // The same cluster configuration and key on both nodes, then the module with the same id.
     assert.equal((await this.cli('n1', 'cluster genkey')).code, 0);
@@ -117,6 +147,48 @@ export class MirrorLab {
       ]);
       assert.equal(written.code, 0);
       assert.equal((await this.cli(name, `module install -M 1 ${this.workDir}/web`)).code, 0);
+      const configured = await this.cli(name, 'config -m web');
+      assert.equal(configured.code, 0, configured.stderr + configured.stdout);
+    }
+    if (this.arbitratorLeaseMs !== null) await this.startArbitrator(key);
+  }
+
+  /** Starts `hakitd --arbitrator` on `w` with the cluster key, detached, logging to arbitrator.log. */
+  private async startArbitrator(key: string): Promise<void> {
+    const started = await labExec(this.lab, 'w', [
+      'sh',
+      '-c',
+      `umask 077; mkdir -p /var/hakit/cluster /var/hakit/log && echo ${key} > /var/hakit/cluster/cluster.key && ` +
+        `setsid /opt/hakit/private/bin/node /opt/hakit/private/bin/hakitd.cjs --arbitrator --lease ${this.arbitratorLeaseMs}ms ` +
+        '</dev/null >>/var/hakit/log/arbitrator.log 2>&1 &',
+    ]);
+    assert.equal(started.code, 0, started.stderr);
+    await eventually(
+      async () =>
+        (await labExec(this.lab, 'w', ['cat', '/var/hakit/log/arbitrator.log'])).stdout.includes(
+          'arbitrator for',
+        ),
+      10_000,
+      async () =>
+        `the arbitrator on w: ${(await labExec(this.lab, 'w', ['cat', '/var/hakit/log/arbitrator.log'])).stdout}`,
+    );
+  }
+
+  /** New module options on both nodes: stops the module on both, installs and applies it again. */
+  async reconfigure(options: MirrorModuleOptions): Promise<void> {
+    this.moduleOptions = options;
+    this.writeModule();
+    for (const name of ['n2', 'n1']) {
+      assert.equal((await this.cli(name, 'stop -m web')).code, 0);
+      await eventually(
+        async () => (await this.state(name)).startsWith('web: STOP'),
+        30_000,
+        async () => `${name} STOP: ${await this.state(name)}`,
+      );
+    }
+    for (const name of ['n1', 'n2']) {
+      const installed = await this.cli(name, `module install -r -M 1 ${this.workDir}/web`);
+      assert.equal(installed.code, 0, installed.stderr + installed.stdout);
       const configured = await this.cli(name, 'config -m web');
       assert.equal(configured.code, 0, configured.stderr + configured.stdout);
     }

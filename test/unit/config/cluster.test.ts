@@ -155,7 +155,10 @@ describe('cluster.xml', () => {
     assert.ok(tooShort, JSON.stringify(short.problems));
     assert.equal(tooShort.line, 2);
     const onNode = loadClusterXml(`<cluster>${lans}<arbitrator addr="10.0.0.2"/></cluster>`);
-    assert.match(errors(onNode.problems)[0]?.message ?? '', /is node n2 of lan default: it must be a third host/);
+    assert.match(
+      errors(onNode.problems)[0]?.message ?? '',
+      /is node n2 of lan default: it must be a third host/,
+    );
     const twice = loadClusterXml(
       `<cluster>${lans}<arbitrator addr="10.0.0.3"/><arbitrator addr="10.0.0.4"/></cluster>`,
     );
