@@ -151,16 +151,27 @@ export class FarmController {
     };
   }
 
-  /** A new director tells the clients and switches where the VIP is now (gratuitous ARP). */
-  private announceIfDirector(plan: DirectedPlan | undefined): void {
+  /**
+   * A new director tells the clients and switches where the VIP is now (gratuitous ARP). A
+   * director that stays one announces again when the view changes: nodes that come back may
+   * have directed while cut off (each side of a partition directs), and the clients follow the
+   * last announcement they heard.
+   */
+  private announceIfDirector(plan: DirectedPlan | undefined, viewChanged = false): void {
     const director = plan?.director === true;
-    if (director === this.directing) return;
+    if (director === this.directing && !(director && viewChanged)) return;
+    const newly = director && !this.directing;
     this.directing = director;
     this.announcer?.cancel();
     this.announcer = null;
     const interfaceName = this.net?.interfaceName ?? null;
     if (!director || interfaceName === null) return;
-    this.hooks.log('I', 'vipd', `farm director for ${this.runtime.vips.map((vip) => vip.address).join(' ')}`);
+    const vips = this.runtime.vips.map((vip) => vip.address).join(' ');
+    this.hooks.log(
+      'I',
+      'vipd',
+      newly ? `farm director for ${vips}` : `farm director for ${vips}: view changed, announcing again`,
+    );
     for (const vip of this.runtime.vips.filter((entry) => !entry.address.includes(':'))) {
       const announcer = new Announcer({ interfaceName, address: vip.address }, announceDefaults, {
         onError: (error) =>
@@ -186,7 +197,7 @@ export class FarmController {
       const plan = this.directedPlan();
       void this.net
         .update(this.owned, plan)
-        .then(() => this.announceIfDirector(plan))
+        .then(() => this.announceIfDirector(plan, true))
         .catch((error: unknown) =>
           this.hooks.log('C', 'vipd', `farm bucket map update: ${(error as Error).message}`),
         );

@@ -8,7 +8,7 @@ import { eventually, MirrorLab } from '../lab/mirror-lab.ts';
 const runs = Number(process.argv[2] ?? '20');
 const pulseMs = Number(process.argv[3] ?? '100');
 const timeoutMs = Number(process.argv[4] ?? '1000');
-const mirror = new MirrorLab('bmir', { pulseMs, timeoutMs });
+const mirror = new MirrorLab(timeoutMs >= 10_000 ? 'bmirr' : 'bmirf', { pulseMs, timeoutMs });
 
 /** The time of the last log line matching `pattern` (log times are UTC, microseconds). */
 function lastLogTimeMs(log: string, pattern: RegExp): number | null {
