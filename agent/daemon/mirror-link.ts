@@ -92,16 +92,19 @@ export function decodeAdvertWithTime(
 }
 
 const livenessTickMs = 50;
+/** How long a burst of heartbeats may take to arrive and still count as one event. */
+const burstCoalesceMs = 5;
 
 export class MirrorLink {
   private liveness: LivenessState<MirrorAdvert>;
   private freshness: FreshnessState | null = null;
   private staleDropped = 0;
-  /** Half the shortest heartbeat timeout: later than that, an advert is the past. */
+  /** Later than this (see the constructor), an advert is the past. */
   private readonly staleMs: number;
   private readonly livenessSettings: LivenessSettings;
   private readonly transport: HeartbeatTransport;
   private timer: NodeJS.Timeout | null = null;
+  private publishTimer: NodeJS.Timeout | null = null;
   private lastViewKey = '';
 
   constructor(
@@ -118,7 +121,13 @@ export class MirrorLink {
       heartbeats: settings.lans.map((lan) => ({ ident: lan.ident, timeoutMs: lan.timeoutMs })),
     };
     this.liveness = initialLiveness(this.livenessSettings, incarnation, nowMs());
-    this.staleMs = Math.max(100, Math.floor(minimumTimeoutMs(this.livenessSettings) / 2));
+    // Two pulses late (at least 500 ms) is no network delay any more, and at most half the
+    // timeout, so the freshest packets of any burst always pass.
+    const pulseMs = Math.max(...settings.lans.map((lan) => lan.pulseMs));
+    this.staleMs = Math.min(
+      Math.max(100, Math.floor(minimumTimeoutMs(this.livenessSettings) / 2)),
+      Math.max(500, 2 * pulseMs),
+    );
     this.transport = new HeartbeatTransport(
       {
         clusterId: settings.clusterId,
@@ -145,6 +154,8 @@ export class MirrorLink {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.publishTimer) clearTimeout(this.publishTimer);
+    this.publishTimer = null;
     await this.transport.stop();
   }
 
@@ -229,7 +240,7 @@ export class MirrorLink {
     );
     this.liveness = outcome.state;
     for (const change of outcome.changes) this.hooks.onLanResource(change.resource, change.value);
-    if (outcome.verdict === 'accepted') this.publish(nowMs, true);
+    if (outcome.verdict === 'accepted') this.publishSoon();
   }
 
   private expire(): void {
@@ -255,6 +266,18 @@ export class MirrorLink {
   }
 
   /** Peer events go to the automaton on every accepted advert and whenever the view changes. */
+  /**
+   * Packets that arrive in a burst (released by a link that comes back) are one event: only the
+   * newest advert, which the liveness state holds, reaches the automaton.
+   */
+  private publishSoon(): void {
+    if (this.publishTimer !== null) return;
+    this.publishTimer = setTimeout(() => {
+      this.publishTimer = null;
+      this.publish(this.nowMs(), true);
+    }, burstCoalesceMs);
+  }
+
   private publish(nowMs: number, always: boolean): void {
     const view = peerView(this.liveness);
     const key = view.status === 'up' ? `up:${view.incarnation}:${view.promiseFromMs}` : view.status;

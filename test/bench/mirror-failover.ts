@@ -46,7 +46,13 @@ try {
     await link(mirror.lab, primary, 'down');
     const cutMs = Date.now();
     cutCallsMs.push(cutMs - callMs);
-    await eventually(async () => (await mirror.servedBy()) === other, 30_000, `VIP on ${other}`);
+    await eventually(
+      async () => (await mirror.servedBy()) === other,
+      timeoutMs + 30_000,
+      async () =>
+        `the VIP served by ${other}; ${primary}: ${await mirror.state(primary)}, ${other}: ${await mirror.state(other)}\n` +
+        `${other} log:\n${(await mirror.cli(other, 'log -m web -s 30')).stdout}`,
+    );
     failovers.push(Date.now() - cutMs);
     // Detection from the survivor's own log (same host clock as cutMs): no CLI polling in it.
     const log = (await mirror.cli(other, 'log -m web -s 200')).stdout;
@@ -60,7 +66,7 @@ try {
     await mirror.cli(primary, 'start -m web');
     await eventually(
       async () => (await mirror.state(primary)).startsWith('web: SECOND (Ready)'),
-      60_000,
+      timeoutMs + 60_000,
       async () =>
         `${primary} to rejoin as SECOND; ${primary}: ${await mirror.state(primary)}, ${other}: ${await mirror.state(other)}\n` +
         `${primary} log:\n${(await mirror.cli(primary, 'log -m web -s 40')).stdout}\n` +

@@ -57,6 +57,11 @@ try {
       `${unanswered} of ${probes} client probes (TCP through the 5 % loss, 1 s timeout) not answered by n1`,
   );
   console.log(`final: ${await mirror.state('n1')} | ${await mirror.state('n2')}`);
+  if (failovers > 0) {
+    const tail = (text: string) => text.split('\n').slice(-60).join('\n');
+    console.log(`n2 log (end):\n${tail(after)}`);
+    console.log(`n1 log (end):\n${tail((await mirror.cli('n1', 'log -m web -s 10000')).stdout)}`);
+  }
   process.exitCode = failovers === 0 ? 0 : 1;
 } finally {
   await mirror.tearDown();
