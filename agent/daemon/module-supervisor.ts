@@ -339,15 +339,13 @@ export class ModuleSupervisor {
     const user = this.config.user;
     if (user === null) return;
     for (const script of ['stop_sec', 'stop_prim', 'stop_second', 'stop_both']) {
-      const result = await startScript({
+      const request = this.scriptRequest(
+        user,
         script,
-        args: ['force', wasRunning, 'STOP', 'stop'],
-        binDir: this.binDir(),
-        env: this.scriptEnv(),
-        timeoutMs: user.forcestopTimeoutMs,
-        userlogDir: user.logging === 'userlog' ? this.moduleVarDir : null,
-        userlogBytesMax: user.userlogBytesMax,
-      }).result.catch((error: unknown) => {
+        ['force', wasRunning, 'STOP', 'stop'],
+        user.forcestopTimeoutMs,
+      );
+      const result = await startScript(request).result.catch((error: unknown) => {
         this.write('C', 'userplug', `Script ${script} could not run: ${(error as Error).message}`);
         return null;
       });
@@ -747,12 +745,14 @@ export class ModuleSupervisor {
     this.customCheckers.setActiveClasses(active);
   }
 
-  private launchScript(script: string, args: string[], stage: string): void {
-    const user = this.config.user;
-    if (!user) throw new Error(`script ${script} requested without <user>`);
-    const timeoutMs =
-      stage === 'stop' ? user.nicestopTimeoutMs : stage === 'force' ? user.forcestopTimeoutMs : 0;
-    const request: ScriptRunRequest = {
+  /** What every run of a module script gets: its folder, environment, userlog and limits. */
+  private scriptRequest(
+    user: NonNullable<ModuleRuntimeConfig['user']>,
+    script: string,
+    args: string[],
+    timeoutMs: number,
+  ): ScriptRunRequest {
+    return {
       script,
       args,
       binDir: this.binDir(),
@@ -761,6 +761,14 @@ export class ModuleSupervisor {
       userlogDir: user.logging === 'userlog' ? this.moduleVarDir : null,
       userlogBytesMax: user.userlogBytesMax,
     };
+  }
+
+  private launchScript(script: string, args: string[], stage: string): void {
+    const user = this.config.user;
+    if (!user) throw new Error(`script ${script} requested without <user>`);
+    const timeoutMs =
+      stage === 'stop' ? user.nicestopTimeoutMs : stage === 'force' ? user.forcestopTimeoutMs : 0;
+    const request = this.scriptRequest(user, script, args, timeoutMs);
     const running =
       this.replication === null
         ? startScript(request)
