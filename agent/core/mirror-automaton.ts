@@ -1327,6 +1327,9 @@ function decidePrimary(ctx: Context): void {
       if (ctx.core.splitBrain !== 'staying') {
         logE(ctx, 'E', `Split brain recovery: staying alone (${survivor.reason})`);
         ctx.core = { ...ctx.core, splitBrain: 'staying' };
+        // The other side may have announced the VIP during the split: clients and switches that
+        // followed it are sent back here (the adapter re-announces an address it already holds).
+        if (ctx.core.vip) emit(ctx, { type: 'vip', op: 'set' });
       }
       if (ctx.core.state === 'PRIM') startJob(ctx, 'alone', primToAloneSteps('split brain'));
       return;

@@ -714,8 +714,14 @@ export class ModuleSupervisor {
           await new Promise((done) => setTimeout(done, vipConflictRetryMs));
           result = await vip.acquire();
         }
-        if (!this.wantsVip() && result.status !== 'conflict') {
-          // Released meanwhile by the automaton: the unset queued behind this removes it.
+        if (!this.wantsVip()) {
+          // Released meanwhile by the automaton (a split brain healed while the other node still
+          // held the address): the unset queued behind this removes it if it was added. Not a
+          // conflict of this node's: marking ip.<vip> down would make the ip_failure rule restart
+          // a node that no longer wants the address (seen in the soak: a SECOND restarted every
+          // 15 s until maxloop stopped it).
+          if (result.status === 'conflict')
+            this.write('I', 'vip', `Virtual IP ${address} no longer wanted here: not set`);
           return;
         }
         if (result.status === 'conflict') {

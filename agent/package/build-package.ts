@@ -124,7 +124,7 @@ function collectAddonFiles(nodeModulesDir: string, addons: readonly NativeAddon[
   for (const addon of addons) {
     const dir = join(nodeModulesDir, addon.packageName);
     if (!lstatSync(dir, { throwIfNoEntry: false })?.isDirectory())
-      throw new Error(`native addon ${addon.packageName} is not installed (${dir}): run npm ci`);
+      throw new Error(`native addon ${addon.packageName} was not prepared (${dir})`);
     log(`native addon ${addon.packageName}: ${addon.reason}`);
     walk(dir, addon.packageName);
   }
@@ -145,7 +145,8 @@ async function buildPackage(options: BuildOptions): Promise<BuildSummary> {
     const runtime = await extractRuntime(runtimeTarball, workDir);
     log(`bundling hakitd and hakit ${options.version}`);
     const bundles = await bundleAgent(rootDir, options.version, nativeAddons);
-    await prepareNativeAddons(rootDir, log);
+    const addonModulesDir = join(workDir, 'node_modules');
+    await prepareNativeAddons(rootDir, addonModulesDir, log);
     const entries = packageFileEntries({
       version: options.version,
       runtime: {
@@ -155,7 +156,7 @@ async function buildPackage(options: BuildOptions): Promise<BuildSummary> {
       hakitd: bundles.get('hakitd.cjs')!,
       hakitCli: bundles.get('hakit.cjs')!,
       assets: readAssets(),
-      addonFiles: collectAddonFiles(join(rootDir, 'node_modules'), nativeAddons),
+      addonFiles: collectAddonFiles(addonModulesDir, nativeAddons),
     });
     const checksums = await Promise.all(entries.filter((entry) => entry.type === 'file').map(checksumOf));
     entries.push(checksumsEntry(options.version, checksums));

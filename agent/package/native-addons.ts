@@ -34,12 +34,18 @@ export const nativeAddons: readonly NativeAddon[] = [
 ];
 
 /**
- * Generates node_modules/@hakit/replication: builds the FUSE addon (a no-op when up to date;
+ * Generates <nodeModulesDir>/@hakit/replication: builds the FUSE addon (a no-op when up to date;
  * throws when libfuse-dev is missing: a package that cannot replicate is not shipped) and bundles
- * the replication child. Called by build-package.ts before the addons are collected.
+ * the replication child. Called by build-package.ts before the addons are collected, with a
+ * node_modules folder of the build's own work directory, so two builds at once (parallel lab
+ * runs) never remove each other's files.
  */
-export async function prepareNativeAddons(rootDir: string, log: (line: string) => void): Promise<void> {
-  const dir = join(rootDir, 'node_modules', ...replicationAddonName.split('/'));
+export async function prepareNativeAddons(
+  rootDir: string,
+  nodeModulesDir: string,
+  log: (line: string) => void,
+): Promise<void> {
+  const dir = join(nodeModulesDir, ...replicationAddonName.split('/'));
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   log(`building the FUSE addon into ${dir}`);
