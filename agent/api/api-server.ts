@@ -41,6 +41,7 @@ import { writeFileDurably } from '../daemon/durable-file.ts';
 import { createSnapshot } from './snapshot.ts';
 import { PreflightInputError, preflightRequestOf, runPreflight } from './preflight.ts';
 import { listScriptLogs, readScriptLog } from './script-logs.ts';
+import { serveMosaic } from './mosaic.ts';
 
 export const jsonBodyBytesMax = 1024 * 1024;
 export const uploadBytesMax = 64 * 1024 * 1024;
@@ -55,7 +56,7 @@ export interface ApiServerOptions {
   tls: TlsFiles;
   httpPort: number;
   httpsPort: number;
-  /** Serve the whole API on HTTP too (off by default: only the health check and mosaic). */
+  /** Serve the whole API on HTTP too (off by default: only the health check and the mosaic page). */
   httpApi: boolean;
   bindAddress: string;
   log: (message: string) => void;
@@ -700,6 +701,8 @@ export class ApiServer {
     const method = request.method ?? 'GET';
     const path = url.pathname;
     if (path.includes('..') || path.length > 2048) throw new HttpError(400, 'bad path');
+    // The mosaic test page is public like the health check: it is reached through the farm's VIP.
+    if (serveMosaic(request, response, path, url.searchParams, hostname())) return;
     const isHealth = path.startsWith('/var/modules/');
     if (!secure && !this.options.httpApi && !isHealth) {
       throw new HttpError(

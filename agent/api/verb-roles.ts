@@ -34,6 +34,8 @@ const controlVerbs = new Set([
   'incloop',
   'resetloop',
   'snapshot',
+  // vip traffic open|close (scriptcontrol): opens or closes a node's share, like start and stop.
+  'vip',
 ]);
 
 export function roleOfVerb(verb: string, args: readonly string[]): Role {

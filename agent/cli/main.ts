@@ -7,6 +7,7 @@ import { apikey, clusterTrust, fingerprintLine, webservercfg } from './api-admin
 import { configCommand } from './config-command.ts';
 import { runDistributed } from './distributed.ts';
 import { CliUsageError, daemonVerbs, moduleCommandsUsage, runModuleCommand } from './module-commands.ts';
+import { setGroupsCommand } from './script-traffic.ts';
 
 const usage = `usage: hakit COMMAND [-m AM] [options]
   version                     print the agent version
@@ -103,6 +104,9 @@ async function main(argv: readonly string[]): Promise<number> {
         throw new CliUsageError('-H HOSTS COMMAND: HOSTS is *, node names or https URLs, comma-separated');
       return runDistributed(hosts, argv.slice(2));
     }
+    case '-r':
+      // The reference runs helpers with -r; its scripts use one: vipd SETGROUPS (scriptcontrol).
+      return runModuleCommand(setGroupsCommand(argv.slice(1)));
     case 'webservercfg':
       return webservercfg(argv.slice(1));
     case 'apikey':

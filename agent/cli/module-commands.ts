@@ -37,6 +37,8 @@ export const daemonVerbs: readonly string[] = [
   'checkloop',
   'rfsverify',
   'rfsdiff',
+  'update',
+  'vip',
   'ping',
 ];
 
@@ -64,7 +66,12 @@ export const moduleCommandsUsage = `Module commands (the daemon must run; -m is 
   checker on|off -m AM;  boot on|off|status -m AM;  failover on|off -m AM
   incloop -m AM -i IDENTITY;  resetloop -m AM;  checkloop -m AM
   rfsverify -m AM                           on the primary: compare the replicated trees of both nodes
-  rfsdiff -m AM                             on the primary: estimate what the next reintegration sends`;
+  rfsdiff -m AM                             on the primary: estimate what the next reintegration sends
+  update -m AM                              re-read the applied configuration and cluster.xml, apply what
+                                            can change while running, run the update script (UP or ALONE only)
+  vip traffic open|close -m AM              farm modules with <vip scriptcontrol="on">: open or close this
+                                            node's share of the traffic (from the module's scripts)
+  -r saferpc_send vipd SETGROUPS all all all|none none none   the reference's form of vip traffic open|close`;
 
 export class CliUsageError extends Error {}
 

@@ -147,6 +147,7 @@ export function compileRule(rule: FailoverRule): CompiledRule | null {
     name: rule.label,
     action: rule.action.command,
     test: (resources) => asVerdict(evaluate(condition, resources)),
+    condition: JSON.stringify(condition),
   };
 }
 

@@ -13,6 +13,8 @@ export interface CompiledRule {
   name: string;
   action: RuleAction;
   test(resources: ResourceTable): RuleVerdict;
+  /** The condition as text: tells two configurations apart (a dynamic update). */
+  condition?: string;
 }
 
 export interface RuleEngineState {

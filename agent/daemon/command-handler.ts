@@ -270,6 +270,28 @@ export class CommandHandler {
         }
       case 'module':
         return this.moduleAdmin(request);
+      case 'update': {
+        if (args.length > 0) throw new UsageError(`unexpected ${args.join(' ')} (update -m AM)`);
+        const supervisor = this.module(request);
+        try {
+          const outcome = await this.registry.update(supervisor.name, request.identity ?? request.caller);
+          return outcome.accepted
+            ? ok(`${supervisor.name}: ${outcome.message}`)
+            : fail(`${supervisor.name}: ${outcome.message}`);
+        } catch (error) {
+          return fail(`${supervisor.name}: update refused: ${(error as Error).message}`);
+        }
+      }
+      case 'vip': {
+        const [subject, action, ...extra] = args;
+        if (subject !== 'traffic' || (action !== 'open' && action !== 'close') || extra.length > 0)
+          throw new UsageError('vip traffic open|close -m AM');
+        const supervisor = this.module(request);
+        const outcome = await supervisor.scriptTraffic(action === 'open', request.identity ?? request.caller);
+        return outcome.accepted
+          ? ok(`${supervisor.name}: ${outcome.message}`)
+          : fail(`${supervisor.name}: ${outcome.message}`);
+      }
       case 'snapshot': {
         const { values, rest } = options(args, []);
         const [file] = rest;

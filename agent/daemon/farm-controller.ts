@@ -35,7 +35,7 @@ export class FarmController {
   private lastViewChangeMs = 0;
 
   constructor(
-    private readonly runtime: FarmRuntime,
+    private runtime: FarmRuntime,
     private readonly module: string,
     moduleId: number,
     moduleVarDir: string,
@@ -85,9 +85,17 @@ export class FarmController {
     await this.link.stop();
   }
 
-  /** Opens (before start_both) or closes (after stop_both) this node's share of the traffic. */
-  async traffic(open: boolean): Promise<void> {
-    if (open === this.trafficOpen) return;
+  /** Whether this node's share of the traffic is open (asked for, even if the open failed). */
+  get isOpen(): boolean {
+    return this.trafficOpen;
+  }
+
+  /**
+   * Opens (before start_both) or closes (after stop_both, or when scripts say so with
+   * scriptcontrol) this node's share of the traffic. False when the network could not be set.
+   */
+  async traffic(open: boolean): Promise<boolean> {
+    if (open === this.trafficOpen) return true;
     this.trafficOpen = open;
     try {
       if (open) {
@@ -115,8 +123,30 @@ export class FarmController {
         'vipd',
         `farm traffic ${open ? 'open failed, this node takes no traffic' : 'close'}: ${(error as Error).message}`,
       );
+      this.publishShares();
+      return false;
     }
     this.publishShares();
+    return true;
+  }
+
+  /**
+   * A dynamic update: new load-balancing groups (powers, rules) from the same membership
+   * (farm-update.ts refuses anything else). Every node computes its map from its own copy of the
+   * powers, so until each node has the update the maps may disagree on the buckets that move.
+   */
+  async reconfigure(runtime: FarmRuntime): Promise<void> {
+    await this.net?.setGroups(runtime.groups);
+    this.runtime = runtime;
+    this.owned = this.ownedNow();
+    if (this.trafficOpen && this.net !== null) await this.net.update(this.owned, this.directedPlan());
+    this.publishShares();
+    for (const share of this.shares())
+      this.hooks.log(
+        'I',
+        'vipd',
+        `farm load after update: ${share.buckets}/${bucketCount} (group ${share.group})`,
+      );
   }
 
   private ownedNow(): OwnedBuckets {

@@ -1,6 +1,7 @@
 // A farm module's automaton: the farm/light automaton (FarmDriver) plus when the load-balanced
 // traffic opens and closes (reference 3.3): opened before start_both (when the module enters UP,
-// before its scripts run), closed after stop_both (when it leaves UP), unless scriptcontrol is on.
+// before its scripts run), closed after stop_both (when it leaves UP). With scriptcontrol on the
+// scripts do both (`hakit vip traffic`); the driver only closes what is still open after UP.
 // The open is asynchronous (nft, ip): the actions that follow it in the same step are handed over
 // with it, to be carried out once the traffic is open.
 import type { CoreAction } from '../core/job.ts';
@@ -15,7 +16,14 @@ import {
 } from './automaton-driver.ts';
 
 export type FarmTrafficAction =
-  { type: 'farmTraffic'; open: true; then: CoreAction[] } | { type: 'farmTraffic'; open: false; then: [] };
+  | { type: 'farmTraffic'; open: true; then: CoreAction[] }
+  | {
+      type: 'farmTraffic';
+      open: false;
+      then: [];
+      /** scriptcontrol="on": the scripts should have closed it already; this only makes sure. */
+      leftToScripts?: true;
+    };
 
 export class FarmModuleDriver implements AutomatonDriver<FarmTrafficAction> {
   readonly verbs = farmVerbs;
@@ -32,10 +40,20 @@ export class FarmModuleDriver implements AutomatonDriver<FarmTrafficAction> {
 
   step(event: DriverEvent): DriverResult<FarmTrafficAction> {
     const result = this.inner.step(event);
-    if (this.scriptControl) return result;
-    const actions: (CoreAction | FarmTrafficAction)[] = [];
     const leftUp =
       event.type === 'scriptDone' && event.script === 'stop_both' && this.inner.view().state !== 'UP';
+    if (this.scriptControl) {
+      // The scripts open and close the traffic (SETGROUPS). A node whose traffic is still open
+      // once it left UP would take connections for an application that is stopped: it is
+      // closed then (nothing happens when the stop script closed it, as it should).
+      const reachedStop = result.actions.some((action) => action.type === 'state' && action.state === 'STOP');
+      if (!leftUp && !reachedStop) return result;
+      return {
+        ...result,
+        actions: [{ type: 'farmTraffic', open: false, then: [], leftToScripts: true }, ...result.actions],
+      };
+    }
+    const actions: (CoreAction | FarmTrafficAction)[] = [];
     if (leftUp && this.trafficOpen) {
       this.trafficOpen = false;
       actions.push({ type: 'farmTraffic', open: false, then: [] });

@@ -10,6 +10,7 @@ import { formatProblem } from '../config/problems.ts';
 import { loadUserconfig } from '../config/userconfig.ts';
 import type { ModulePackage } from '../config/module-package.ts';
 import { moduleNameProblem, type ModuleRegistry } from './module-registry.ts';
+import { updateRefusal } from './dynamic-update.ts';
 import type { NodePaths } from './paths.ts';
 import { runScript } from '../scripts/runner.ts';
 import { archiveConfiguration } from '../api/snapshot.ts';
@@ -105,7 +106,14 @@ export class ModuleAdmin {
     assertModuleName(module);
     const source = this.editableDir(module);
     if (!existsSync(source)) throw new ModuleAdminError(`module ${module} is not installed (no ${source})`);
-    this.assertStopped(module, 'config');
+    // A running module takes a configuration whose changes are all dynamic (dynamic-update.ts).
+    const running = this.registry.get(module)?.status();
+    const dynamic = running !== undefined && running.state !== 'STOP';
+    if (running !== undefined && dynamic) {
+      const refusal = updateRefusal(running.mode, running);
+      if (refusal !== null)
+        throw new ModuleAdminError(`config ${module}: the module is running; ${refusal}; or stop it first`);
+    }
     const modulePackage = await readModuleFolder(source);
     const warnings = checkPackage(this.paths, module, modulePackage, source);
     if (this.registry.ids()[module] === undefined) this.registry.assignId(module);
@@ -117,19 +125,31 @@ export class ModuleAdmin {
     rmSync(old, { recursive: true, force: true });
     if (existsSync(target)) renameSync(target, old);
     renameSync(staging, target);
+    let updated = '';
+    let updateAccepted = true;
     try {
-      await this.registry.reload(module);
+      if (dynamic) {
+        const outcome = await this.registry.update(module, 'config');
+        if (!outcome.applied) throw new Error(outcome.message);
+        // Applied: the new files stay even when the update script failed (said in the answer).
+        updated = outcome.message;
+        updateAccepted = outcome.accepted;
+      } else await this.registry.reload(module);
     } catch (error) {
       // The new configuration cannot run: put the old one back, untouched.
       rmSync(target, { recursive: true, force: true });
       if (existsSync(old)) {
         renameSync(old, target);
-        await this.registry.reload(module).catch(() => undefined);
+        if (!dynamic) await this.registry.reload(module).catch(() => undefined);
       }
       throw new ModuleAdminError(`config ${module}: ${(error as Error).message}`);
     }
     rmSync(old, { recursive: true, force: true });
     archiveConfiguration(this.paths, module, target);
+    // Running: the update script stood for config/postconfig (the application is up).
+    if (dynamic && !updateAccepted)
+      throw new ModuleAdminError(`config ${module}: configuration applied while running: ${updated}`);
+    if (dynamic) return [...warnings, `module ${module} configured while running: ${updated}`].join('\n');
     for (const script of ['config', 'postconfig']) await this.runAdminScript(module, script);
     return [...warnings, `module ${module} configured`].join('\n');
   }

@@ -4,7 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJsonFile, writeJsonDurably } from './durable-file.ts';
 import type { ModuleRuntimeConfig } from './module-runtime-config.ts';
-import { type ModuleEvent, ModuleSupervisor } from './module-supervisor.ts';
+import { type ModuleEvent, ModuleSupervisor, type UpdateOutcome } from './module-supervisor.ts';
 import { isReadyState, remoteModuleReady } from './remote-module.ts';
 import type { NodePaths } from './paths.ts';
 
@@ -152,6 +152,18 @@ export class ModuleRegistry {
       throw error;
     }
     return supervisor;
+  }
+
+  /**
+   * A dynamic update of a running module: its applied configuration and cluster.xml read again
+   * and handed to its supervisor, which takes what may change while running or refuses.
+   */
+  async update(module: string, by: string): Promise<UpdateOutcome> {
+    const supervisor = this.supervisors.get(module);
+    if (!supervisor) throw new Error(`module ${module} is not configured on this node`);
+    const id = this.ids()[module];
+    if (id === undefined) throw new Error(`module ${module} has no id`);
+    return supervisor.update(this.loadConfig(module, id), by);
   }
 
   /** Reloads a module after `config`: it must be stopped (checked by the caller). */

@@ -32,6 +32,7 @@ import { MirrorLink } from './mirror-link.ts';
 import { FarmController } from './farm-controller.ts';
 import { FarmModuleDriver, type FarmTrafficAction } from './farm-driver.ts';
 import { MirrorReplication } from './mirror-replication.ts';
+import { dynamicUpdatePlan, updateRefusal } from './dynamic-update.ts';
 
 /** How long a node becoming primary waits for the previous holder to release the VIP. */
 const vipConflictWaitMs = 10_000;
@@ -111,6 +112,11 @@ export interface CommandOutcome {
   message: string;
 }
 
+export interface UpdateOutcome extends CommandOutcome {
+  /** The new configuration is the running one (even if the update script then failed). */
+  applied: boolean;
+}
+
 const eventQueueMax = 1024;
 
 /** `service="yes"` watches: whether a systemd unit is active. */
@@ -159,7 +165,7 @@ export class ModuleSupervisor {
   private readonly moduleVarDir: string;
 
   constructor(
-    private readonly config: ModuleRuntimeConfig,
+    private config: ModuleRuntimeConfig,
     private readonly paths: NodePaths,
     private readonly nowMs: () => number = Date.now,
     private readonly onEvent: (event: ModuleEvent) => void = () => undefined,
@@ -473,6 +479,14 @@ export class ModuleSupervisor {
     if (farm === null) {
       rest();
       return;
+    }
+    if (!action.open && action.leftToScripts === true) {
+      if (!farm.isOpen) return;
+      this.write(
+        'E',
+        'vipd',
+        'scriptcontrol: the traffic is still open but the module left UP (the stop scripts did not close it with vip traffic close / SETGROUPS none none none): closing it',
+      );
     }
     void farm.traffic(action.open).then(() => this.enqueue(async () => rest()));
   }
@@ -957,6 +971,109 @@ export class ModuleSupervisor {
         resolve(outcome);
       });
     });
+  }
+
+  /**
+   * `vip traffic open|close` (reference: `SETGROUPS all all all` / `none none none`): the
+   * scripts of a farm module with scriptcontrol="on" open and close this node's share.
+   */
+  async scriptTraffic(open: boolean, by: string): Promise<CommandOutcome> {
+    const name = this.config.name;
+    const refuse = (message: string): CommandOutcome => ({ accepted: false, message });
+    if (this.config.mode !== 'farm')
+      return refuse(`${name} is a ${this.config.mode} module: vip traffic is for farm modules`);
+    const runtime = this.config.farm ?? null;
+    const farm = this.farm;
+    if (runtime === null || farm === null)
+      return refuse(`${name} has no <farm> lan: it runs on this node only, with no load-balanced traffic`);
+    if (!runtime.scriptControl)
+      return refuse(
+        `${name} has <vip scriptcontrol="off">: the automaton opens the traffic before start_both and closes it after stop_both (set scriptcontrol="on" to let scripts do it)`,
+      );
+    const view = this.driver.view();
+    if (open && view.state !== 'UP')
+      return refuse(
+        `${name} is ${formatState(view.state, view.readiness)}: the traffic opens only while the module is UP (from start_both on)`,
+      );
+    if (farm.isOpen === open)
+      return { accepted: true, message: `farm traffic already ${open ? 'open' : 'closed'}` };
+    this.write('U', 'vipd', `farm traffic ${open ? 'open' : 'close'} asked by ${by} (scriptcontrol)`);
+    const done = await farm.traffic(open);
+    return done
+      ? { accepted: true, message: `farm traffic ${open ? 'opened' : 'closed'}` }
+      : refuse(
+          `farm traffic ${open ? 'open' : 'close'} failed: see hakit log -m ${name}${open ? '; close it (vip traffic close) before opening again' : ''}`,
+        );
+  }
+
+  /**
+   * A dynamic update (`hakit update`, `hakit config` of a running module): `next` is the module's
+   * configuration read again (cluster.xml names resolved again). Only in UP (Ready) or ALONE
+   * (Ready); what differs must be dynamic (dynamic-update.ts), else nothing changes. Then the
+   * `update` script runs with the reference's arguments (`UP UP`, `ALONE ALONE`), outside the
+   * event queue so it can call hakit itself (scriptcontrol: `vip traffic open`).
+   */
+  async update(next: ModuleRuntimeConfig, by: string): Promise<UpdateOutcome> {
+    let refusal: string | null = null;
+    let applied: string[] = [];
+    let state: ModuleStateName = 'STOP';
+    await this.enqueue(async () => {
+      const view = this.driver.view();
+      state = view.state;
+      refusal = updateRefusal(this.config.mode, {
+        state: view.state,
+        readiness: view.readiness,
+        busy: view.jobVerb !== null,
+      });
+      if (refusal !== null) return;
+      const plan = dynamicUpdatePlan(this.config, next);
+      if (plan.refused.length > 0) {
+        refusal = `changed in the configuration, needs a stop (hakit stop, config, start): ${plan.refused.join('; ')}`;
+        return;
+      }
+      try {
+        if (plan.applied.length > 0 && this.farm !== null && next.farm)
+          await this.farm.reconfigure(next.farm);
+      } catch (error) {
+        refusal = `the new load-balancing groups cannot be set: ${(error as Error).message}`;
+        return;
+      }
+      this.config = next;
+      applied = plan.applied;
+      this.write(
+        'U',
+        'heart',
+        `Dynamic update asked by ${by}: ${applied.length > 0 ? `applied ${applied.join('; ')}` : 'nothing changed in the configuration'}`,
+      );
+    });
+    if (refusal !== null) {
+      this.write('E', 'heart', `Dynamic update asked by ${by} refused: ${refusal}`);
+      return { accepted: false, applied: false, message: `update refused: ${refusal}` };
+    }
+    const summary =
+      applied.length > 0 ? `updated (${applied.join('; ')})` : 'updated (no configuration change)';
+    const user = this.config.user;
+    if (user === null) return { accepted: true, applied: true, message: summary };
+    const request = this.scriptRequest(user, 'update', [state, state], user.nicestopTimeoutMs);
+    const result = await startScript(request).result.catch((error: unknown) => {
+      this.write('C', 'userplug', `Script update could not run: ${(error as Error).message}`);
+      return null;
+    });
+    if (result === null)
+      return { accepted: false, applied: true, message: `${summary}, but the update script could not run` };
+    if (result.missing) {
+      this.write('D', 'userplug', 'Script update absent: skipped');
+      return { accepted: true, applied: true, message: summary };
+    }
+    if (result.exitCode !== 0) {
+      const how = result.timedOut
+        ? `timed out after ${user.nicestopTimeoutMs} ms`
+        : `exit ${result.exitCode ?? result.signal}`;
+      this.write('E', 'userplug', `Script update ${state} ${state} failed (${how})`);
+      return { accepted: false, applied: true, message: `${summary}, but the update script failed (${how})` };
+    }
+    this.write('S', 'userplug', `Script update ${state} ${state}`);
+    return { accepted: true, applied: true, message: `${summary}; update script done` };
   }
 
   setResourceFromCli(resource: string, value: string, by: string): Promise<void> {

@@ -332,11 +332,30 @@ export class FarmNet {
   private placed: { interfaceName: string; ownMac: string; ownAddress?: string } | null = null;
   private opened = false;
 
+  private current: FarmFilterSpec;
+
   constructor(
-    readonly spec: FarmFilterSpec,
+    spec: FarmFilterSpec,
     private readonly run: CommandRunner = runCommand,
   ) {
     checkSpec(spec);
+    this.current = spec;
+  }
+
+  get spec(): FarmFilterSpec {
+    return this.current;
+  }
+
+  /**
+   * New load-balancing groups (a dynamic update of the module): checked, then used from the
+   * next open or update on, in order with the operations already asked for.
+   */
+  setGroups(groups: readonly FarmGroupSpec[]): Promise<void> {
+    const spec = { ...this.current, groups };
+    checkSpec(spec);
+    return this.serial(async () => {
+      this.current = spec;
+    });
   }
 
   get isOpen(): boolean {

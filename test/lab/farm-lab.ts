@@ -1,105 +1,10 @@
-// N lab nodes with the agent installed, one cluster.xml and key on all of them, plus a client:
-// the shared setup of multi-node lab tests (a general form of MirrorLab's setUp), and on top of it
-// the farm module `farm` of the farm lab test and benchmark: a small TCP server on every node
-// answering its node name on 8080 (on_port), 8081 (on_addr) and 8082 (on_port, n3 power 0),
-// behind one VIP in vmac_invisible mode.
+// The farm module `farm` of the farm lab test and benchmark on three installed nodes and a client
+// (InstalledLab): a small TCP server on every node answering its node name on 8080 (on_port), 8081
+// (on_addr) and 8082 (on_port, n3 power 0), behind one VIP in vmac_invisible mode.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { runCommand } from './command.ts';
-import { labExec, labJson, runLabCli } from './harness.ts';
-import type { LabNode } from './lab.ts';
-
-const repoDir = resolve(import.meta.dirname, '..', '..');
-export const hakitOnNode = '/opt/hakit/hakit';
-
-export class InstalledLab {
-  /** Inside the repository, not /tmp: lab nodes have their own /tmp but see this folder. */
-  readonly workDir: string;
-  nodes: LabNode[] = [];
-
-  constructor(
-    readonly lab: string,
-    readonly nodeNames: readonly string[],
-  ) {
-    this.workDir = resolve(repoDir, 'node_modules', '.cache', `hakit-${lab}`);
-  }
-
-  node(name: string): LabNode {
-    const found = this.nodes.find((candidate) => candidate.name === name);
-    assert.ok(found, `lab node ${name}`);
-    return found;
-  }
-
-  cli(name: string, args: string) {
-    return labExec(this.lab, name, ['sh', '-c', `${hakitOnNode} ${args}`]);
-  }
-
-  /** Builds the agent package, brings the lab up, installs on every node, same cluster.xml and key. */
-  async setUp(): Promise<void> {
-    await runLabCli(['down', '--name', this.lab]);
-    rmSync(this.workDir, { recursive: true, force: true });
-    mkdirSync(this.workDir, { recursive: true });
-    const built = await runCommand(
-      process.execPath,
-      ['--import', 'tsx', 'agent/package/build-package.ts', '--out-dir', this.workDir],
-      { timeoutMs: 5 * 60_000 },
-    );
-    const packageFile = (JSON.parse(built.stdout) as { file: string }).file;
-    this.nodes = (
-      await labJson<{ nodes: LabNode[] }>([
-        'up',
-        '--name',
-        this.lab,
-        '--nodes',
-        String(this.nodeNames.length),
-        '--client',
-      ])
-    ).nodes;
-    process.env.HAKIT_AGENT_PACKAGE = packageFile;
-    try {
-      const installed = await runLabCli(['install', '--name', this.lab, ...this.nodeNames], 8 * 60_000);
-      assert.equal(installed.code, 0, installed.stderr);
-    } finally {
-      delete process.env.HAKIT_AGENT_PACKAGE;
-    }
-    const lanNodes = this.nodeNames
-      .map((name) => `<node name="${name}" addr="${this.node(name).ip}"/>`)
-      .join('\n');
-    writeFileSync(
-      `${this.workDir}/cluster.xml`,
-      `<?xml version="1.0"?>\n<cluster>\n<lans>\n<lan name="default">\n${lanNodes}\n</lan>\n</lans>\n</cluster>\n`,
-    );
-    const first = this.nodeNames[0] ?? 'n1';
-    assert.equal((await this.cli(first, 'cluster genkey')).code, 0);
-    const key = (await labExec(this.lab, first, ['cat', '/var/hakit/cluster/cluster.key'])).stdout.trim();
-    assert.match(key, /^[0-9a-f]{64}$/);
-    for (const name of this.nodeNames) {
-      assert.equal((await this.cli(name, `cluster config ${this.workDir}/cluster.xml`)).code, 0);
-      const written = await labExec(this.lab, name, [
-        'sh',
-        '-c',
-        `umask 077; echo ${key} > /var/hakit/cluster/cluster.key`,
-      ]);
-      assert.equal(written.code, 0);
-    }
-  }
-
-  /** Installs and configures a module folder of workDir on every node with the same id. */
-  async installModule(module: string, id: number): Promise<void> {
-    for (const name of this.nodeNames) {
-      const installed = await this.cli(name, `module install -M ${id} ${this.workDir}/${module}`);
-      assert.equal(installed.code, 0, installed.stderr + installed.stdout);
-      const configured = await this.cli(name, `config -m ${module}`);
-      assert.equal(configured.code, 0, configured.stderr + configured.stdout);
-    }
-  }
-
-  async tearDown(): Promise<void> {
-    await runLabCli(['down', '--name', this.lab]);
-    rmSync(this.workDir, { recursive: true, force: true });
-  }
-}
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { labExec } from './harness.ts';
+import { hakitOnNode, InstalledLab } from './installed-lab.ts';
 
 export interface FarmConnection {
   /** Client source address and port. */
@@ -206,6 +111,13 @@ export class FarmLab extends InstalledLab {
     await super.setUp();
     this.vip = this.node('n1').ip.replace(/\.\d+$/, '.60');
     this.vipDirected = this.node('n1').ip.replace(/\.\d+$/, '.61');
+    writeFileSync(`${this.workDir}/farm-client.js`, clientScript);
+    writeFileSync(`${this.workDir}/farm-poll.js`, pollScript);
+    await this.installModules();
+  }
+
+  /** The modules of the farm lab test: `farm` (vmac_invisible) and `farmd` (vmac_directed). */
+  protected async installModules(): Promise<void> {
     this.writeModule();
     this.writeDirectedModule();
     await this.installModule('farm', 1);
@@ -252,8 +164,6 @@ export class FarmLab extends InstalledLab {
       writeFileSync(`${moduleDir}/bin/${name}`, `#!/bin/sh\n${body}\n`);
       chmodSync(`${moduleDir}/bin/${name}`, 0o755);
     }
-    writeFileSync(`${this.workDir}/farm-client.js`, clientScript);
-    writeFileSync(`${this.workDir}/farm-poll.js`, pollScript);
   }
 
   /** Module `farmd`: the same application on 9080 behind a second VIP in vmac_directed mode. */
@@ -356,5 +266,120 @@ export class FarmLab extends InstalledLab {
     ]);
     assert.equal(result.code, 0, result.stderr);
     return JSON.parse(result.stdout) as PollResult;
+  }
+}
+
+/** Runs on the client: `count` GETs of the mosaic's tile through the VIP, each on a new connection. */
+const tilesScript = `
+const http = require('http');
+const [vip, countText] = process.argv.slice(2);
+const count = Number(countText);
+const out = [];
+let next = 0;
+function one() {
+  if (next >= count) return Promise.resolve();
+  const index = next++;
+  return new Promise((done) => {
+    const request = http.get({ host: vip, port: 9010, path: '/hakit/mosaic/tile?round=1&tile=' + index, agent: false, timeout: 3000 }, (response) => {
+      let body = '';
+      response.on('data', (chunk) => { body += chunk; });
+      response.on('end', () => { try { out.push(JSON.parse(body)); } catch { out.push(null); } done(); });
+    });
+    request.on('timeout', () => { request.destroy(); });
+    request.on('error', () => { out.push(null); done(); });
+  }).then(one);
+}
+Promise.all(Array.from({ length: 6 }, one)).then(() => process.stdout.write(JSON.stringify(out)));
+`;
+
+export interface MosaicTile {
+  node: string;
+  colour: string;
+  clientAddress: string;
+  clientPort: number;
+}
+
+/**
+ * The farm lab with one module `farmctl` (vmac_invisible, VIP .60) whose scripts control the
+ * traffic (`<vip scriptcontrol="on">`): start_both starts the application but does not open the
+ * traffic, stop_both closes it with the reference's SETGROUPS call, the update script records
+ * its arguments and reopens it. Group `web` balances 8080 (on_port, equal powers); group
+ * `mosaic` balances the agent's HTTP port 9010 (on_port) with `mosaicPowers`, for the mosaic page.
+ */
+export class FarmControlLab extends FarmLab {
+  mosaicPowers: Record<string, number> = { n1: 1, n2: 1, n3: 1 };
+
+  userconfig(): string {
+    const hosts = Object.entries(this.mosaicPowers)
+      .map(([node, power]) => `<host name="${node}" power="${power}"/>`)
+      .join('');
+    return `<!DOCTYPE safe>
+<safe>
+<service mode="farm" maxloop="100">
+  <farm pulse="100ms" mlost_count="20" slost_count="10"><lan name="default"/></farm>
+  <vip scriptcontrol="on">
+    <interface_list><interface check="off"><virtual_interface type="vmac_invisible">
+      <virtual_addr addr="${this.vip}" where="alias" check="off"/>
+    </virtual_interface></interface></interface_list>
+    <loadbalancing_list>
+      <group name="web"><rule port="8080" proto="tcp" filter="on_port"/></group>
+      <group name="mosaic"><cluster>${hosts}</cluster><rule port="9010" proto="tcp" filter="on_port"/></group>
+    </loadbalancing_list>
+  </vip>
+  <user nicestoptimeout="5" forcestoptimeout="5"/>
+</service>
+</safe>
+`;
+  }
+
+  protected override async installModules(): Promise<void> {
+    const moduleDir = `${this.workDir}/farmctl`;
+    mkdirSync(`${moduleDir}/conf`, { recursive: true });
+    mkdirSync(`${moduleDir}/bin`, { recursive: true });
+    writeFileSync(`${moduleDir}/conf/userconfig.xml`, this.userconfig());
+    const server = `require('net').createServer(s=>{s.on('error',()=>{});s.end(require('os').hostname()+'\\\\n')}).listen(8080)`;
+    const setGroups = (groups: string) => `"$SAFE/safekit" -r saferpc_send vipd SETGROUPS ${groups}`;
+    const scripts: Record<string, string> = {
+      start_both: `[ "$1" = force ] && exit 0\nsetsid /opt/hakit/private/bin/node -e "${server}" farmctlapp </dev/null >/dev/null 2>&1 &\nexit 0`,
+      stop_both: `[ "$1" = force ] && exit 0\n${setGroups('none none none')}\npkill -f 'farmctlapp' || true\nexit 0`,
+      update: `echo "update $*" >> "$SAFEUSERVAR/update.log"\n[ "$1" = UP ] && [ "$2" = UP ] && ${setGroups('all all all')}\nexit 0`,
+    };
+    for (const [name, body] of Object.entries(scripts)) {
+      writeFileSync(`${moduleDir}/bin/${name}`, `#!/bin/sh\n${body}\n`);
+      chmodSync(`${moduleDir}/bin/${name}`, 0o755);
+    }
+    writeFileSync(`${this.workDir}/farm-tiles.js`, tilesScript);
+    await this.installModule('farmctl', 1);
+  }
+
+  /** New mosaic powers written to every node's edited module, then `hakit config` while UP. */
+  async reconfigure(
+    powers: Record<string, number>,
+  ): Promise<{ code: number; stdout: string; stderr: string }[]> {
+    this.mosaicPowers = powers;
+    writeFileSync(`${this.workDir}/farmctl/conf/userconfig.xml`, this.userconfig());
+    const results = [];
+    for (const name of this.nodeNames) {
+      const copied = await labExec(this.lab, name, [
+        'sh',
+        '-c',
+        `cp ${this.workDir}/farmctl/conf/userconfig.xml "$(${hakitOnNode} -p | sed -n 's/^SAFE=//p')/modules/farmctl/conf/userconfig.xml"`,
+      ]);
+      assert.equal(copied.code, 0, copied.stderr);
+      results.push(await this.cli(name, 'config -m farmctl'));
+    }
+    return results;
+  }
+
+  /** `count` mosaic tiles fetched from the client through the VIP (null: no answer). */
+  async tiles(count: number): Promise<(MosaicTile | null)[]> {
+    const result = await labExec(this.lab, 'c', [
+      process.execPath,
+      `${this.workDir}/farm-tiles.js`,
+      this.vip,
+      String(count),
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    return JSON.parse(result.stdout) as (MosaicTile | null)[];
   }
 }

@@ -1,14 +1,11 @@
-// A two-node lab with the agent installed and a mirror module `web` configured on both nodes,
-// plus a client: what the mirror lab test and the failover benchmark share.
+// A two-node lab with the agent installed (InstalledLab) and a mirror module `web` configured on
+// both nodes, plus a client: what the mirror lab tests and the mirror benchmarks share.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { runCommand } from './command.ts';
-import { labExec, labJson, runLabCli } from './harness.ts';
-import type { LabNode } from './lab.ts';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { labExec } from './harness.ts';
+import { eventually, InstalledLab } from './installed-lab.ts';
 
-const repoDir = resolve(import.meta.dirname, '..', '..');
-const hakit = '/opt/hakit/hakit';
+export { eventually } from './installed-lab.ts';
 
 export interface MirrorTiming {
   pulseMs: number;
@@ -27,32 +24,20 @@ export interface MirrorModuleOptions {
   scripts?: Record<string, string>;
 }
 
-export class MirrorLab {
-  /** Inside the repository, not /tmp: lab nodes have their own /tmp but see this folder. */
-  readonly workDir: string;
-  nodes: LabNode[] = [];
+/**
+ * The two installed nodes n1 and n2 (InstalledLab: client, cluster key, optional witness with
+ * `arbitratorLeaseMs`) and the module `web` on both.
+ */
+export class MirrorLab extends InstalledLab {
   vip = '';
 
-  /** Set before setUp: a witness host `w` runs `hakitd --arbitrator` with this lease. */
-  arbitratorLeaseMs: number | null = null;
-
   constructor(
-    readonly lab: string,
+    lab: string,
     readonly timing: MirrorTiming = { pulseMs: 100, timeoutMs: 1000 },
     /** Changed by `reconfigure`. */
     public moduleOptions: MirrorModuleOptions = {},
   ) {
-    this.workDir = resolve(repoDir, 'node_modules', '.cache', `hakit-${lab}`);
-  }
-
-  node(name: string): LabNode {
-    const found = this.nodes.find((candidate) => candidate.name === name);
-    assert.ok(found, `lab node ${name}`);
-    return found;
-  }
-
-  cli(name: string, args: string) {
-    return labExec(this.lab, name, ['sh', '-c', `${hakit} ${args}`]);
+    super(lab, ['n1', 'n2'], 6 * 60_000);
   }
 
   async state(name: string): Promise<string> {
@@ -85,7 +70,9 @@ export class MirrorLab {
     mkdirSync(`${moduleDir}/bin`, { recursive: true });
     writeFileSync(`${moduleDir}/conf/userconfig.xml`, userconfig);
     // The application: answers each TCP connection on 8080 with the node's name.
-    const server = `require('net').createServer(s=>s.end(require('os').hostname()+'\\\\n')).listen(8080)`;
+    // A client that gives up resets its connection: without an error handler that reset would
+    // kill the application (the soak's probes through 5 % loss did).
+    const server = `require('net').createServer(s=>{s.on('error',()=>{});s.end(require('os').hostname()+'\\\\n')}).listen(8080)`;
     const scripts: Record<string, string> = {
       start_prim: `[ "$1" = force ] && exit 0\nsetsid /opt/hakit/private/bin/node -e "${server}" </dev/null >/dev/null 2>&1 &\nexit 0`,
       stop_prim: `pkill -f 'listen\\(8080\\)'\nexit 0`,
@@ -98,80 +85,11 @@ export class MirrorLab {
   }
 
   /** Builds the agent package, installs it on n1 and n2, configures cluster and module on both. */
-  async setUp(): Promise<void> {
-    await runLabCli(['down', '--name', this.lab]);
-    rmSync(this.workDir, { recursive: true, force: true });
-    mkdirSync(this.workDir, { recursive: true });
-    const built = await runCommand(
-      process.execPath,
-      ['--import', 'tsx', 'agent/package/build-package.ts', '--out-dir', this.workDir],
-      { timeoutMs: 5 * 60_000 },
-    );
-    const packageFile = (JSON.parse(built.stdout) as { file: string }).file;
-    this.nodes = (
-      await labJson<{ nodes: LabNode[] }>([
-        'up',
-        '--name',
-        this.lab,
-        '--nodes',
-        '2',
-        '--client',
-        ...(this.arbitratorLeaseMs === null ? [] : ['--witness']),
-      ])
-    ).nodes;
+  override async setUp(): Promise<void> {
+    await super.setUp();
     this.vip = this.node('n1').ip.replace(/\.\d+$/, '.50');
     this.writeModule();
-    process.env.HAKIT_AGENT_PACKAGE = packageFile;
-    try {
-      const installed = await runLabCli(
-        ['install', '--name', this.lab, 'n1', 'n2', ...(this.arbitratorLeaseMs === null ? [] : ['w'])],
-        6 * 60_000,
-      );
-      assert.equal(installed.code, 0, installed.stderr);
-    } finally {
-      delete process.env.HAKIT_AGENT_PACKAGE;
-    }
-    writeFileSync(
-      `${this.workDir}/cluster.xml`,
-      `<?xml version="1.0"?>\n<cluster>\n<lans>\n<lan name="default">\n<node name="n1" addr="${this.node('n1').ip}"/>\n<node name="n2" addr="${this.node('n2').ip}"/>\n</lan>\n</lans>\n${this.arbitratorLeaseMs === null ? '' : `<arbitrator addr="${this.node('w').ip}" lease="${this.arbitratorLeaseMs}ms"/>\n`}</cluster>\n`,
-    );
-    // The same cluster configuration and key on both nodes, then the module with the same id.
-    assert.equal((await this.cli('n1', 'cluster genkey')).code, 0);
-    const key = (await labExec(this.lab, 'n1', ['cat', '/var/hakit/cluster/cluster.key'])).stdout.trim();
-    for (const name of ['n1', 'n2']) {
-      assert.equal((await this.cli(name, `cluster config ${this.workDir}/cluster.xml`)).code, 0);
-      const written = await labExec(this.lab, name, [
-        'sh',
-        '-c',
-        `umask 077; echo ${key} > /var/hakit/cluster/cluster.key`,
-      ]);
-      assert.equal(written.code, 0);
-      assert.equal((await this.cli(name, `module install -M 1 ${this.workDir}/web`)).code, 0);
-      const configured = await this.cli(name, 'config -m web');
-      assert.equal(configured.code, 0, configured.stderr + configured.stdout);
-    }
-    if (this.arbitratorLeaseMs !== null) await this.startArbitrator(key);
-  }
-
-  /** Starts `hakitd --arbitrator` on `w` with the cluster key, detached, logging to arbitrator.log. */
-  private async startArbitrator(key: string): Promise<void> {
-    const started = await labExec(this.lab, 'w', [
-      'sh',
-      '-c',
-      `umask 077; mkdir -p /var/hakit/cluster /var/hakit/log && echo ${key} > /var/hakit/cluster/cluster.key && ` +
-        `setsid /opt/hakit/private/bin/node /opt/hakit/private/bin/hakitd.cjs --arbitrator --lease ${this.arbitratorLeaseMs}ms ` +
-        '</dev/null >>/var/hakit/log/arbitrator.log 2>&1 &',
-    ]);
-    assert.equal(started.code, 0, started.stderr);
-    await eventually(
-      async () =>
-        (await labExec(this.lab, 'w', ['cat', '/var/hakit/log/arbitrator.log'])).stdout.includes(
-          'arbitrator for',
-        ),
-      10_000,
-      async () =>
-        `the arbitrator on w: ${(await labExec(this.lab, 'w', ['cat', '/var/hakit/log/arbitrator.log'])).stdout}`,
-    );
+    await this.installModule('web', 1);
   }
 
   /** New module options on both nodes: stops the module on both, installs and applies it again. */
@@ -192,26 +110,5 @@ export class MirrorLab {
       const configured = await this.cli(name, 'config -m web');
       assert.equal(configured.code, 0, configured.stderr + configured.stdout);
     }
-  }
-
-  async tearDown(): Promise<void> {
-    await runLabCli(['down', '--name', this.lab]);
-    rmSync(this.workDir, { recursive: true, force: true });
-  }
-}
-
-export async function eventually(
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  what: string | (() => Promise<string> | string),
-): Promise<void> {
-  const deadlineMs = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadlineMs) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : await what()}`,
-      );
-    }
-    await new Promise((done) => setTimeout(done, 50));
   }
 }

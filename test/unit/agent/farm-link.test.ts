@@ -110,7 +110,8 @@ describe('farm driver: traffic around start_both and stop_both', () => {
     const record = (actions: (CoreAction | FarmTrafficAction)[]) => {
       for (const action of actions) {
         if (action.type === 'farmTraffic') {
-          log.push(`traffic ${action.open ? 'open' : 'close'}`);
+          const check = !action.open && action.leftToScripts === true ? ' (check)' : '';
+          log.push(`traffic ${action.open ? 'open' : 'close'}${check}`);
           record(action.then);
         } else if (action.type === 'runScript') {
           log.push(action.script);
@@ -148,7 +149,17 @@ describe('farm driver: traffic around start_both and stop_both', () => {
     assert.equal(log.filter((entry) => entry.startsWith('traffic')).length, 2);
   });
 
-  test('scriptcontrol on: the automaton never touches the traffic', () => {
-    assert.ok(!drive(true).some((entry) => entry.startsWith('traffic')));
+  test('scriptcontrol on: the automaton never opens the traffic, only makes sure it is closed after UP', () => {
+    const log = drive(true);
+    assert.ok(!log.includes('traffic open'), log.join(', '));
+    assert.ok(!log.includes('traffic close'), log.join(', '));
+    // After stop_both left UP (the scripts should have closed it), and when STOP is reached.
+    const checks = log.flatMap((entry, index) => (entry === 'traffic close (check)' ? [index] : []));
+    assert.ok(checks.length >= 1, log.join(', '));
+    assert.equal(log[(checks[0] ?? 0) - 1], 'stop_both', log.join(', '));
+    assert.ok(
+      checks.every((index) => index > log.indexOf('stop_both')),
+      log.join(', '),
+    );
   });
 });
