@@ -42,6 +42,7 @@ import { createSnapshot } from './snapshot.ts';
 import { PreflightInputError, preflightRequestOf, runPreflight } from './preflight.ts';
 import { listScriptLogs, readScriptLog } from './script-logs.ts';
 import { serveMosaic } from './mosaic.ts';
+import { clusterPreflightRequestOf, runClusterPreflight } from './cluster-preflight.ts';
 
 export const jsonBodyBytesMax = 1024 * 1024;
 export const uploadBytesMax = 64 * 1024 * 1024;
@@ -420,6 +421,26 @@ export class ApiServer {
             nowMs: () => Date.now(),
           });
           return { status: 200, body: report };
+        },
+      },
+      {
+        method: 'POST',
+        path: '/api/v1/preflight/cluster',
+        // Admin: the node opens connections to the addresses and ports the caller names.
+        role: 'Admin',
+        summary:
+          'Cluster-setup pre-flight from this node: body {"self", "nodes": [{"name", "apiPort", "addrs": {lan: addr}}], "tcp"?: [{"port", "what"}], "udp"?: [{"port", "what"}], "now"?: caller ms}; probes every peer on every lan, reports its OS family and clock',
+        handle: async ({ request }) => {
+          const body = await readJson(request);
+          let parsed;
+          try {
+            parsed = clusterPreflightRequestOf(body);
+          } catch (error) {
+            if (error instanceof PreflightInputError)
+              throw new HttpError(400, 'bad cluster pre-flight request', error.message);
+            throw error;
+          }
+          return { status: 200, body: await runClusterPreflight(parsed, { nowMs: () => Date.now() }) };
         },
       },
       {

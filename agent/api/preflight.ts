@@ -1,7 +1,8 @@
 // Pre-flight checks run by the agent on its own node, before a module is deployed: what the node
 // needs for that module. The caller (the console) says what the module will use, the node says
 // whether it has it: an interface in each virtual IP's network (and the VIP not already taken),
-// free TCP and UDP ports, the replicated directories (with owner and mode, so the caller can
+// free TCP and UDP ports (a VIP is probed with ARP duplicate address detection on its interface,
+// so a holder that does not answer ping is seen too, and is named by its MAC), the replicated directories (with owner and mode, so the caller can
 // compare nodes), free disk space, its clock against the caller's, and FUSE for replication.
 // Every probe is bounded in time; none changes the node (a port is bound and released at once).
 import { execFile } from 'node:child_process';
@@ -10,6 +11,7 @@ import { accessSync, constants, existsSync, statSync, statfsSync } from 'node:fs
 import { createServer } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
+import { type ArpProbeSettings, probeIpv4, type ProbeResult } from '../net/arp-probe.ts';
 
 export const preflightItemsMax = 32;
 export const preflightSkewMsMax = 2000;
@@ -56,9 +58,14 @@ export interface PreflightContext {
   /** State of `request.module` on this node, or null when it is not configured here. */
   moduleState: string | null;
   nowMs: () => number;
-  /** Whether the VIP answers on the network (ping); injectable for tests. */
+  /** Whether the VIP answers ping (used when no interface is in its network); injectable for tests. */
   answers?: (addr: string) => Promise<boolean>;
+  /** ARP duplicate address detection on an interface; injectable for tests (real: arping -D). */
+  arpProbe?: (interfaceName: string, addr: string) => Promise<ProbeResult>;
 }
+
+/** Two ARP probes 200 ms apart, then 500 ms of listening: what `arping -D -c 2 -w 1` does, faster. */
+export const vipArpProbe: ArpProbeSettings = { probes: 2, probeIntervalMs: 200, listenMs: 500 };
 
 export class PreflightInputError extends Error {}
 
@@ -120,11 +127,23 @@ export function preflightRequestOf(query: URLSearchParams): PreflightRequest {
   };
 }
 
-function localAddresses(): { name: string; address: string; netmask: string; cidr: string | null }[] {
+function localAddresses(): {
+  name: string;
+  address: string;
+  netmask: string;
+  cidr: string | null;
+  mac: string;
+}[] {
   return Object.entries(networkInterfaces()).flatMap(([name, entries]) =>
     (entries ?? [])
       .filter((entry) => entry.family === 'IPv4' && !entry.internal)
-      .map((entry) => ({ name, address: entry.address, netmask: entry.netmask, cidr: entry.cidr })),
+      .map((entry) => ({
+        name,
+        address: entry.address,
+        netmask: entry.netmask,
+        cidr: entry.cidr,
+        mac: entry.mac.toLowerCase(),
+      })),
   );
 }
 
@@ -161,7 +180,7 @@ async function checkVip(
           ok: true,
           severity: 'error',
           detail: `${home.name} has ${home.cidr ?? home.address} in the same network`,
-          facts: { interface: home.name },
+          facts: { interface: home.name, mac: home.mac },
         }
       : {
           kind: 'vip',
@@ -187,6 +206,8 @@ async function checkVip(
       severity: 'error',
       detail: `${vip} is already an address of this node (${held.name}) while the module does not run here`,
     });
+  } else if (home) {
+    items.push(await arpCheck(vip, home.name, context));
   } else {
     const answers = await (context.answers ?? pingAnswers)(vip);
     items.push({
@@ -201,6 +222,51 @@ async function checkVip(
     });
   }
   return items;
+}
+
+/** The VIP probed by ARP duplicate address detection on the interface of its network. */
+async function arpCheck(
+  vip: string,
+  interfaceName: string,
+  context: PreflightContext,
+): Promise<PreflightItem> {
+  const name = `virtual IP ${vip} free`;
+  const command = `arping -D -I ${interfaceName} ${vip}`;
+  let result: ProbeResult;
+  try {
+    result = await (context.arpProbe ?? ((intf, addr) => probeIpv4(intf, addr, vipArpProbe)))(
+      interfaceName,
+      vip,
+    );
+  } catch (error) {
+    // Without arping (or the right to send raw ARP) ping is all that is left.
+    const answers = await (context.answers ?? pingAnswers)(vip);
+    return {
+      kind: 'vip',
+      name,
+      ok: !answers,
+      severity: 'warning',
+      detail: `${command} could not run (${(error as Error).message}); ping: ${answers ? `${vip} answers: another host holds it` : `${vip} does not answer`}`,
+    };
+  }
+  if (result.status === 'free')
+    return {
+      kind: 'vip',
+      name,
+      ok: true,
+      severity: 'warning',
+      detail: `no ARP answer for ${vip} on ${interfaceName} (${command}, ${result.probesSent} probes)`,
+    };
+  return {
+    kind: 'vip',
+    name,
+    ok: false,
+    // The module may run on another node, which then holds its VIP: a warning here; the console
+    // compares the MAC with the nodes' own and refuses a holder that is not one of them.
+    severity: 'warning',
+    detail: `${vip} is held on ${interfaceName}'s network by MAC ${result.macs.join(', ')} (ARP reply to ${command}): the module on another node, or an address conflict`,
+    facts: { macs: result.macs.join(',') },
+  };
 }
 
 function probeTcp(port: number): Promise<string | null> {

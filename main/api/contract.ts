@@ -317,15 +317,71 @@ export interface NodePreflight {
   node: string;
   /** No blocking problem on this node (warnings allowed). */
   ok: boolean;
-  checks: (PreflightCheck & { severity: 'error' | 'warning' })[];
+  checks: (PreflightCheck & {
+    severity: 'error' | 'warning';
+    /** Facts the console compares between nodes (an interface's MAC, a VIP holder's MAC). */
+    facts?: Record<string, string | number>;
+  })[];
 }
 
 export interface ModulePreflight {
   module: string;
   ok: boolean;
   nodes: NodePreflight[];
-  /** Comparisons between nodes: the same owner of each replicated directory. */
+  /** Comparisons between nodes: the same owner of each replicated directory, who holds each VIP. */
   across: PreflightCheck[];
+  atMs: number;
+}
+
+/** One path of the cluster pre-flight: from one node to another on one lan, all ports together. */
+export interface ClusterPathCheck {
+  from: string;
+  to: string;
+  lan: string;
+  /** The address of `to` on that lan. */
+  addr: string;
+  ok: boolean;
+  /** Only warnings (a silent UDP port): reported, does not block. */
+  warning: boolean;
+  /** `ok`, or what failed (the first blocking probe's reason). */
+  detail: string;
+  probes: {
+    protocol: 'tcp' | 'udp';
+    port: number;
+    what: string;
+    ok: boolean;
+    severity: 'error' | 'warning';
+    detail: string;
+  }[];
+}
+
+/** One node's part of the cluster pre-flight (`POST /api/v1/preflight/cluster` on its agent). */
+export interface ClusterPreflightNode {
+  nodeId: Id;
+  node: string;
+  /** The agent ran the checks (false: `error` says why). */
+  answered: boolean;
+  error: string | null;
+  /** `Debian GNU/Linux 12 (bookworm)`, or null. */
+  os: string | null;
+  /** os-release ID then ID_LIKE: two nodes are of one family when these meet. */
+  osFamily: string[];
+  arch: string | null;
+  /** The node's clock minus the console's (includes the request's transit), or null. */
+  clockSkewMs: number | null;
+  /** This node's own address on each lan is one of its interfaces. */
+  selfAddresses: { lan: string; addr: string; ok: boolean; detail: string }[];
+}
+
+export interface ClusterPreflight {
+  /** No blocking problem: the push may go ahead. */
+  ok: boolean;
+  lans: string[];
+  nodes: ClusterPreflightNode[];
+  /** Every (node, peer, lan), in node order. */
+  paths: ClusterPathCheck[];
+  /** The verdicts: reachability, clock skew, OS family, own addresses, agents answering. */
+  checks: PreflightCheck[];
   atMs: number;
 }
 
@@ -436,8 +492,14 @@ export interface ConsoleApi {
   }): Promise<LanView>;
   removeLan(params: { lanId: Id }): Promise<void>;
   clusterXml(params: { clusterId: Id }): Promise<{ xml: string; diagnostics: Diagnostic[] }>;
-  pushCluster(params: { clusterId: Id }): Promise<ClusterPushResult[]>;
+  /**
+   * Runs the cluster pre-flight on every node first and refuses (every result `ok: false`,
+   * nothing pushed) when it finds a blocking problem, unless `skipPreflight`.
+   */
+  pushCluster(params: { clusterId: Id; skipPreflight?: boolean }): Promise<ClusterPushResult[]>;
   preflight(params: { clusterId: Id }): Promise<PreflightCheck[]>;
+  /** The agents' cluster pre-flight: every node probes every other on every lan and port. */
+  clusterPreflight(params: { clusterId: Id }): Promise<ClusterPreflight>;
 
   installNodes(params: {
     clusterId: Id;
@@ -531,6 +593,7 @@ export const methodNames = [
   'clusterXml',
   'pushCluster',
   'preflight',
+  'clusterPreflight',
   'installNodes',
   'installRuns',
   'listTemplates',

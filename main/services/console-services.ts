@@ -9,6 +9,7 @@ import { readSafeBuffer, writeSafeBuffer } from '../../agent/config/package-io.t
 import type {
   ActionRequest,
   AuditEntry,
+  ClusterPreflight,
   ClusterPushResult,
   ClusterView,
   ConsoleApi,
@@ -76,6 +77,12 @@ import {
 } from './modules/signature.ts';
 import { TemplateLibrary } from './modules/templates.ts';
 import { acrossNodes, preflightNeedsOf, preflightQuery } from './modules/module-preflight.ts';
+import {
+  type AgentClusterReport,
+  clusterPreflightBody,
+  type NodeAnswer,
+  summarizeClusterPreflight,
+} from './cluster/cluster-preflight.ts';
 import type { SecretStore } from './secrets/secret-store.ts';
 import { buildArchive, openSnapshotArchive, type ArchiveManifest } from './snapshots/snapshot-archive.ts';
 import { exportSite, importSite } from './store/site-file.ts';
@@ -648,7 +655,37 @@ export class ConsoleServices implements ConsoleApi {
       .filter((row) => row.api_fingerprint !== null && row.api_token_secret !== null);
   }
 
-  async pushCluster(params: { clusterId: Id }): Promise<ClusterPushResult[]> {
+  /**
+   * Every node's agent checks from where it stands that it reaches every other node on every lan
+   * and port, and says its clock and OS; run on all nodes in parallel, bounded in time.
+   */
+  async clusterPreflight(params: { clusterId: Id }): Promise<ClusterPreflight> {
+    const clusterId = requireId(params.clusterId, 'clusterId');
+    const cluster = this.store.cluster(clusterId);
+    const modules = cluster.modules.map((summary) => this.store.module(summary.id));
+    const rows = this.store.nodesOf(clusterId);
+    const answers = await Promise.all(
+      rows.map(async (row): Promise<NodeAnswer> => {
+        const base = { nodeId: row.id, node: row.name };
+        try {
+          const endpoint = await this.endpointOf(row);
+          const report = await agentJson<AgentClusterReport>(
+            endpoint,
+            'POST',
+            '/api/v1/preflight/cluster',
+            clusterPreflightBody(cluster, modules, row.name, Date.now()),
+            preflightTimeoutMs,
+          );
+          return { ...base, report, error: null };
+        } catch (error) {
+          return { ...base, report: null, error: this.secrets.redact(errorMessage(error)) };
+        }
+      }),
+    );
+    return summarizeClusterPreflight(cluster, answers, Date.now());
+  }
+
+  async pushCluster(params: { clusterId: Id; skipPreflight?: boolean }): Promise<ClusterPushResult[]> {
     const clusterId = requireId(params.clusterId, 'clusterId');
     const cluster = this.store.cluster(clusterId);
     const xml = clusterXmlOf(cluster);
@@ -658,6 +695,29 @@ export class ConsoleServices implements ConsoleApi {
         'refused',
         `cluster.xml has errors, nothing pushed: ${problems.map((problem) => `${problem.line}:${problem.column} ${problem.message}`).join('; ')}`,
       );
+    if (params.skipPreflight !== true) {
+      // The agents' pre-flight first: a cluster whose nodes cannot reach each other gets nothing.
+      const preflight = await this.clusterPreflight({ clusterId });
+      if (!preflight.ok) {
+        const reasons = preflight.checks
+          .filter((check) => !check.ok)
+          .map((check) => `${check.name}: ${check.detail}`)
+          .join('; ');
+        this.store.audit(
+          'push cluster',
+          cluster.name,
+          'hakit -H "*" -G',
+          `refused by the pre-flight: ${reasons}`,
+        );
+        return this.store.nodesOf(clusterId).map((row) => ({
+          nodeId: row.id,
+          node: row.name,
+          ok: false,
+          detail: `refused by the cluster pre-flight, nothing pushed: ${reasons}`,
+          signature: null,
+        }));
+      }
+    }
     // Nodes installed before the console had its CA (or whose CA install failed) get one now.
     for (const row of this.store.nodesOf(clusterId))
       if (row.api_ca !== 1 && row.api_fingerprint !== null && row.api_token_secret !== null)
@@ -922,7 +982,13 @@ export class ConsoleServices implements ConsoleApi {
           const endpoint = await this.endpointOf(row);
           const report = await agentJson<{
             ok: boolean;
-            checks: { name: string; ok: boolean; severity: 'error' | 'warning'; detail: string }[];
+            checks: {
+              name: string;
+              ok: boolean;
+              severity: 'error' | 'warning';
+              detail: string;
+              facts?: Record<string, string | number>;
+            }[];
           }>(
             endpoint,
             'GET',
@@ -935,6 +1001,7 @@ export class ConsoleServices implements ConsoleApi {
             ok: check.ok,
             severity: check.severity === 'warning' ? ('warning' as const) : ('error' as const),
             detail: check.detail,
+            ...(check.facts ? { facts: check.facts } : {}),
           }));
           return {
             ...base,

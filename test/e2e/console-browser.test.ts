@@ -1,6 +1,7 @@
 // The console as a person uses it: console server mode in Debian's Chromium (Playwright) against
 // two lab nodes. Create a site and a cluster, add two nodes, install the agents over SSH with the
-// progress on screen, create a module from a template, deploy it, start it and see it green on both
+// progress on screen, push cluster.xml after the agents' network pre-flight (which blocks the push
+// while the nodes are cut from each other, until overridden), create a module from a template, deploy it, start it and see it green on both
 // nodes, stop it from a node's shell and see the change on screen within a second, kill a node's
 // agent and see the node shown unreachable then back, read the merged log, gather a snapshot and
 // open it. Screenshots are kept in test-results/e2e/.
@@ -123,7 +124,41 @@ describe('console in a browser against the lab', { skip, timeout: 600_000 }, () 
     await page.getByTestId('push-cluster').click();
     await page.getByTestId('push-results').waitFor();
     assert.doesNotMatch(await page.getByTestId('push-results').innerText(), /failed/);
+    // The agents' network pre-flight ran first and shows its table: every path ok.
+    assert.equal(await page.getByTestId('cluster-preflight-results').getAttribute('data-ok'), 'true');
+    assert.equal(await page.getByTestId('path-n1-n2-default').getAttribute('data-ok'), 'true');
+    assert.equal(await page.getByTestId('path-n2-n1-default').innerText(), 'ok');
     await shot('04-installed');
+  });
+
+  test('the nodes cut from each other: the network pre-flight shows it and blocks the push until overridden', async () => {
+    await labJson(['fault', '--name', lab, 'partition', 'n1', 'n2']);
+    try {
+      await page.getByTestId('push-cluster').click();
+      await page.getByTestId('push-blocked').waitFor({ timeout: 60_000 });
+      assert.equal(await page.getByTestId('cluster-preflight-results').getAttribute('data-ok'), 'false');
+      for (const [from, to] of [
+        ['n1', 'n2'],
+        ['n2', 'n1'],
+      ]) {
+        const path = page.getByTestId(`path-${from}-${to}-default`);
+        assert.equal(await path.getAttribute('data-ok'), 'false');
+        assert.match(await path.innerText(), /^unreachable · TCP \S+ port 9453 \(agent API\): unreachable/);
+      }
+      assert.equal(await page.getByTestId('push-results').count(), 0, 'nothing pushed');
+      await shot('04b-push-blocked');
+      let asked = '';
+      page.once('dialog', (dialog) => {
+        asked = dialog.message();
+        void dialog.accept();
+      });
+      await page.getByTestId('push-anyway').click();
+      await page.getByTestId('push-results').waitFor({ timeout: 60_000 });
+      assert.match(asked, /both nodes of a mirror module become primary/);
+      assert.doesNotMatch(await page.getByTestId('push-results').innerText(), /failed/);
+    } finally {
+      await labJson(['fault', '--name', lab, 'heal', 'n1', 'n2']);
+    }
   });
 
   test('creates a module from a template, sees the validator at work, and deploys it', async () => {

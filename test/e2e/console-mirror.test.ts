@@ -2,9 +2,11 @@
 // certificates issued by the console CA (and a renewal through the CA pin), the agents'
 // pre-flight (a missing replicated directory refuses the deploy, then passes once it exists),
 // a mirror module from the mirror-vip template deployed, prim on n1 and second on n2 from the UI
-// with their confirmations and CLI commands, PRIM and SECOND on screen with their badges, n1's
-// link cut with the lab fault command and n2 ALONE on screen (the time from the cut to the screen
-// is printed), primforce's risks, and the script logs of the runs. Screenshots in test-results/e2e/.
+// with their confirmations and CLI commands, PRIM and SECOND on screen with their badges, the
+// primary's agent (hakitd on n1) SIGKILLed with the lab fault command: n2 ALONE and n1 unreachable
+// on screen (the times from the kill to the screen are printed), then snapshots of both nodes
+// gathered from the UI in one click with progress; n1's link cut and n2 ALONE on screen again,
+// primforce's risks, and the script logs of the runs. Screenshots in test-results/e2e/ (mirror-*.png).
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -14,11 +16,17 @@ import { after, before, describe, test } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { serveConsole, type Serving } from '../../main/server/serve.ts';
 import { labExec, labJson } from '../lab/harness.ts';
+import {
+  listZip,
+  readZipEntries,
+  type ArchiveManifest,
+} from '../../main/services/snapshots/snapshot-archive.ts';
 import type { LabNode } from '../lab/lab.ts';
 import {
   buildAgentPackage,
   chromiumArgs,
   consoleLabSkipReason,
+  eventually,
   labDown,
   labUp,
   repoDir,
@@ -46,6 +54,18 @@ describe('mirror module in the console against two lab nodes', { skip, timeout: 
   const shot = (name: string) =>
     page.screenshot({ path: join(shotsDir, `mirror-${name}.png`), fullPage: true });
   const cell = (node: string) => page.getByTestId(`cell-demo-${node}`);
+
+  /** Gathers the demo module's snapshots with the Snapshots tab's one button; waits for the new row. */
+  const gatherOnScreen = async (existing: number) => {
+    await page.getByTestId('snapshot-module').selectOption('demo');
+    await page.getByTestId('gather').click();
+    await page.getByTestId('snapshot-progress').waitFor({ timeout: 30_000 });
+    await page.locator(`[data-testid^=open-snapshot-]`).nth(existing).waitFor({ timeout: 120_000 });
+    const progress = await page.getByTestId('snapshot-progress').innerText();
+    assert.match(progress, /n1: /);
+    assert.match(progress, /n2: /);
+    await shot('06-snapshots');
+  };
 
   before(async () => {
     workDir = workDirFor('mirror');
@@ -250,6 +270,104 @@ describe('mirror module in the console against two lab nodes', { skip, timeout: 
     await shot('03-prim-second');
   });
 
+  test("the primary's agent SIGKILLed with a lab fault: n2 ALONE and n1 unreachable on screen", async () => {
+    // Every change of n2's cell and of n1's connection status, as the browser shows it.
+    await page.evaluate(`(() => {
+      const seen = [];
+      window.killSeen = seen;
+      const table = document.querySelector('[data-testid=matrix]');
+      const record = () => {
+        const now = Date.now();
+        const n2 = document.querySelector('[data-testid=cell-demo-n2]')?.getAttribute('data-state') ?? '';
+        const n1 = document.querySelector('[data-testid=node-n1]')?.getAttribute('data-status') ?? '';
+        const last = seen[seen.length - 1];
+        if (!last || last.n2 !== n2 || last.n1 !== n1) seen.push({ n2, n1, seenMs: now });
+      };
+      record();
+      new MutationObserver(record).observe(table, {
+        attributes: true,
+        subtree: true,
+        attributeFilter: ['data-state', 'data-status'],
+      });
+    })()`);
+    const killMs = Date.now();
+    const killed = await labJson<{ pids: number[]; signal: string }>([
+      'fault',
+      '--name',
+      lab,
+      'kill',
+      'n1',
+      'hakitd\\.cjs',
+    ]);
+    assert.equal(killed.signal, 'KILL');
+    assert.ok(killed.pids.length >= 1, JSON.stringify(killed));
+    type Seen = { n2: string; n1: string; seenMs: number }[];
+    const seen = async () => (await page.evaluate('window.killSeen')) as Seen;
+    // Polled from here: the console's CSP forbids the page evaluating strings (waitForFunction).
+    await eventually(
+      async () => {
+        const history = await seen();
+        return (
+          history.some((entry) => entry.n2 === 'ALONE') && history.some((entry) => entry.n1 === 'unreachable')
+        );
+      },
+      30_000,
+      'n2 ALONE and n1 unreachable on screen',
+    ).catch(async (error: unknown) => {
+      await shot('04b-kill-not-seen');
+      throw new Error(`${String(error)}; seen: ${JSON.stringify(await seen())}`);
+    });
+    await shot('04-kill-n2-alone');
+    const history = await seen();
+    const aloneMs = (history.find((entry) => entry.n2 === 'ALONE')?.seenMs ?? 0) - killMs;
+    const unreachableMs = (history.find((entry) => entry.n1 === 'unreachable')?.seenMs ?? 0) - killMs;
+    process.stdout.write(
+      `primary's agent killed: n1 unreachable on screen after ${unreachableMs} ms, n2 ALONE on screen after ${aloneMs} ms (heartbeat timeout 2000 ms); screen history ${JSON.stringify(history.map((entry) => ({ ...entry, seenMs: entry.seenMs - killMs })))}\n`,
+    );
+    assert.ok(aloneMs > 0 && unreachableMs > 0, JSON.stringify(history));
+    // Tolerant: other lab tests may share the two cores; the figures are printed above.
+    assert.ok(aloneMs < 20_000, `${aloneMs} ms`);
+    // The supervisor restarts hakitd on n1; it comes back as SECOND and n2 goes on as PRIM.
+    await page.locator('[data-testid=node-n1][data-status=connected]').waitFor({ timeout: 60_000 });
+    await page
+      .locator('[data-testid=cell-demo-n2][data-state=PRIM][data-colour=green]')
+      .waitFor({ timeout: 60_000 });
+    await page
+      .locator('[data-testid=cell-demo-n1][data-state=SECOND][data-colour=green]')
+      .waitFor({ timeout: 60_000 });
+    await shot('05-after-kill-n2-prim');
+  });
+
+  test("one click gathers both nodes' snapshots with progress; the archive holds both", async () => {
+    const before = await serving.services.listSnapshots({ clusterId });
+    await page.getByTestId('tab-Snapshots').click();
+    try {
+      await gatherOnScreen(before.length);
+    } finally {
+      await page.getByTestId('tab-Live').click();
+    }
+    const after = await serving.services.listSnapshots({ clusterId });
+    assert.equal(after.length, before.length + 1);
+    const info = after.find((candidate) => !before.some((old) => old.id === candidate.id));
+    assert.ok(info);
+    assert.equal(info.module, 'demo');
+    assert.deepEqual([...info.nodes].sort(), ['n1', 'n2']);
+    const entries = await readZipEntries(readFileSync(info.file), () => true);
+    const manifest = JSON.parse(entries.get('manifest.json')?.toString('utf8') ?? '{}') as ArchiveManifest;
+    assert.equal(manifest.module, 'demo');
+    for (const name of ['n1', 'n2']) {
+      const entry = manifest.nodes.find((candidate) => candidate.node === name);
+      assert.ok(entry && entry.error === null && entry.bytes > 0, JSON.stringify(manifest.nodes));
+      const nodeZip = entries.get(entry.file);
+      assert.ok(nodeZip && nodeZip.length === entry.bytes, `${entry.file} in the archive`);
+      const files = await listZip(nodeZip);
+      assert.ok(
+        files.some((file) => /log/i.test(file)),
+        `${name}'s snapshot has its logs: ${files.join(', ')}`,
+      );
+    }
+  });
+
   test("n1's link cut with the lab fault command: n2 goes ALONE on screen", async () => {
     await page.evaluate(`(() => {
       const seen = [];
@@ -280,7 +398,7 @@ describe('mirror module in the console against two lab nodes', { skip, timeout: 
       .locator('[data-testid=node-n1][data-status=unreachable]')
       .waitFor({ timeout: 60_000 })
       .catch(() => undefined);
-    await shot('04-n2-alone');
+    await shot('07-cut-n2-alone');
   });
 
   test('primforce asks for a confirmation with its risks and the CLI command', async () => {
@@ -292,7 +410,7 @@ describe('mirror module in the console against two lab nodes', { skip, timeout: 
     assert.match(risks, /n2 is ALONE/);
     assert.match(await page.getByTestId('cli').innerText(), /hakit -H n2 primforce -m demo/);
     assert.match(await page.getByTestId('confirm-action').innerText(), /primforce anyway/);
-    await shot('05-primforce-risks');
+    await shot('08-primforce-risks');
     await page.getByRole('button', { name: 'Cancel' }).click();
   });
 
@@ -305,6 +423,6 @@ describe('mirror module in the console against two lab nodes', { skip, timeout: 
     assert.match(await page.getByTestId('script-log-text').innerText(), /start_prim on n2 at /);
     // n1 is cut off: its part of the list says so instead of failing the whole view.
     assert.match(await page.getByTestId('script-logs-error').first().innerText(), /^n1: /);
-    await shot('06-script-logs');
+    await shot('09-script-logs');
   });
 });

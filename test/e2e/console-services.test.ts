@@ -228,6 +228,116 @@ describe('console services on lab nodes', { skip, timeout: 900_000 }, () => {
     for (const check of checks) assert.equal(check.ok, true, `${check.name}: ${check.detail}`);
   });
 
+  test('cluster pre-flight by the agents: two lans (IPv4, IPv6); the IPv6 lan cut with nftables is unreachable and blocks the push', async () => {
+    const v6 = await services.setLan({
+      clusterId,
+      name: 'v6',
+      addresses: [
+        { nodeId: ids.n1!, addr: node('n1').ip6 },
+        { nodeId: ids.n2!, addr: node('n2').ip6 },
+      ],
+    });
+    try {
+      const { xml } = await services.clusterXml({ clusterId });
+      assert.match(xml, new RegExp(`<node name="n1" addr="\\[${node('n1').ip6}\\]"/>`), xml);
+      const clear = await services.clusterPreflight({ clusterId });
+      assert.equal(clear.ok, true, JSON.stringify(clear.checks));
+      assert.deepEqual(clear.lans, ['default', 'v6']);
+      assert.deepEqual(
+        clear.paths.map((path) => `${path.from}->${path.to} ${path.lan} ${path.ok}`),
+        ['n1->n2 default true', 'n1->n2 v6 true', 'n2->n1 default true', 'n2->n1 v6 true'],
+      );
+      for (const entry of clear.nodes) {
+        assert.ok(entry.osFamily.includes('debian'), JSON.stringify(entry));
+        assert.ok(Math.abs(entry.clockSkewMs ?? 99_999) < 2000, JSON.stringify(entry));
+        assert.deepEqual(
+          entry.selfAddresses.map((self) => self.ok),
+          [true, true],
+        );
+      }
+      const cutMs = Date.now();
+      await labJson(['fault', '--name', lab, 'partition', 'n1', 'n2', '--ip', '6']);
+      try {
+        const cut = await services.clusterPreflight({ clusterId });
+        process.stdout.write(`cluster pre-flight with the IPv6 lan cut: ${Date.now() - cutMs} ms\n`);
+        assert.equal(cut.ok, false);
+        for (const path of cut.paths) {
+          if (path.lan === 'default') assert.equal(path.ok, true, JSON.stringify(path));
+          else {
+            assert.equal(path.ok, false, JSON.stringify(path));
+            assert.match(path.detail, /TCP \S+ port 9453 \(agent API\): unreachable: no answer in 1500 ms/);
+          }
+        }
+        const reach = cut.checks.find((check) => check.name.startsWith('every node reaches'));
+        assert.match(reach?.detail ?? '', /^2 of 4 paths fail: n1 -> n2 on v6: /);
+        const refused = await services.pushCluster({ clusterId });
+        assert.deepEqual(
+          refused.map((result) => result.ok),
+          [false, false],
+        );
+        assert.match(
+          refused[0]?.detail ?? '',
+          /^refused by the cluster pre-flight, nothing pushed: every node reaches/,
+        );
+        const onNode = await labExec(lab, 'n1', ['cat', '/etc/hakit/cluster.xml']);
+        assert.doesNotMatch(onNode.stdout, /name="v6"/, 'the refused push changed nothing');
+        // The user's override: pushed although the IPv6 lan is cut.
+        const forced = await services.pushCluster({ clusterId, skipPreflight: true });
+        assert.ok(
+          forced.every((result) => result.ok),
+          JSON.stringify(forced),
+        );
+      } finally {
+        await labJson(['fault', '--name', lab, 'heal', 'n1', 'n2']);
+      }
+    } finally {
+      await services.removeLan({ lanId: v6.id });
+    }
+    const back = await services.pushCluster({ clusterId });
+    assert.ok(
+      back.every((result) => result.ok),
+      JSON.stringify(back),
+    );
+  });
+
+  test('module pre-flight: a VIP held by a machine outside the cluster is found by ARP and named by its MAC', async () => {
+    const vip = node('n1').ip.replace(/\.\d+$/, '.61');
+    const module = await services.createModule({
+      clusterId,
+      name: 'vipcheck',
+      template: 'mirror-vip',
+      values: { VIRTUAL_IP: vip },
+    });
+    const n3Mac = (await labExec(lab, 'n3', ['cat', '/sys/class/net/eth0/address'])).stdout.trim();
+    assert.match(n3Mac, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+    try {
+      const free = await services.modulePreflight({ moduleDbId: module.id });
+      assert.ok(free.ok, JSON.stringify(free));
+      const added = await labExec(lab, 'n3', ['ip', 'addr', 'add', `${vip}/24`, 'dev', 'eth0']);
+      assert.equal(added.code, 0, added.stderr);
+      const held = await services.modulePreflight({ moduleDbId: module.id });
+      assert.equal(held.ok, false);
+      for (const entry of held.nodes) {
+        const check = entry.checks.find((candidate) => candidate.name === `virtual IP ${vip} free`);
+        assert.equal(check?.ok, false, JSON.stringify(entry.checks));
+        assert.match(
+          check?.detail ?? '',
+          new RegExp(`held on eth0's network by MAC ${n3Mac} \\(ARP reply to arping -D`),
+        );
+      }
+      assert.match(held.across[0]?.detail ?? '', new RegExp(`^address conflict: ${n3Mac} answers ARP for `));
+      const refused = await services.deployModule({ moduleDbId: module.id, force: false });
+      assert.deepEqual(
+        refused.map((result) => result.outcome),
+        ['refused', 'refused'],
+      );
+      assert.match(refused[0]?.detail ?? '', /address conflict/);
+    } finally {
+      await labExec(lab, 'n3', ['ip', 'addr', 'del', `${vip}/24`, 'dev', 'eth0']);
+      await services.deleteModule({ moduleDbId: module.id });
+    }
+  });
+
   let moduleDbId = 0;
 
   test('a module from a template deploys to both nodes; a change made on a node is detected, not overwritten', async () => {

@@ -12,7 +12,9 @@ const usage = `usage: hakit-lab COMMAND [--name LAB] ...
   up --nodes N [--witness] [--client]   create nodes n1..nN (+ w, c); prints the lab as JSON
   status                                nodes, addresses and active faults as JSON
   exec NODE -- CMD [ARGS...]            run a command inside a node (exit code passed through)
-  fault partition A B [--oneway]        drop packets between A and B (A to B only with --oneway)
+  fault partition A B [--oneway] [--ip 4|6]
+                                        drop packets between A and B (A to B only with --oneway;
+                                        only their IPv4 or only their IPv6 addresses with --ip)
   fault heal [A B]                      lift the partition A-B, or every fault of the lab
   fault loss NODE PERCENT               drop PERCENT % of the node's packets each way (0 lifts it)
   fault link NODE down|up               unplug or replug the node's cable
@@ -31,7 +33,7 @@ interface ParsedArgs {
   rest: string[];
 }
 
-const flagsWithValue = new Set(['--name', '--nodes', '--signal']);
+const flagsWithValue = new Set(['--name', '--nodes', '--signal', '--ip']);
 
 function parseArgs(argv: readonly string[]): ParsedArgs {
   const positional: string[] = [];
@@ -90,15 +92,20 @@ async function runFault(lab: string, args: ParsedArgs): Promise<faults.FaultResu
   const [, kind, ...rest] = args.positional;
   const signal = args.flags.get('--signal');
   switch (kind) {
-    case 'partition':
-      checkFlags(args, ['--name', '--oneway']);
-      checkCount(args, 4, 'fault partition A B [--oneway]');
+    case 'partition': {
+      checkFlags(args, ['--name', '--oneway', '--ip']);
+      checkCount(args, 4, 'fault partition A B [--oneway] [--ip 4|6]');
+      const ip = args.flags.get('--ip') ?? 'both';
+      if (ip !== 'both' && ip !== '4' && ip !== '6')
+        throw new UsageError(`partition: --ip takes 4 or 6, got '${String(ip)}'`);
       return faults.partition(
         lab,
         faults.assertFaultNode(rest[0]!),
         faults.assertFaultNode(rest[1]!),
         args.flags.has('--oneway'),
+        ip,
       );
+    }
     case 'heal':
       checkFlags(args, ['--name']);
       if (args.positional.length !== 2 && args.positional.length !== 4)

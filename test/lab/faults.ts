@@ -35,18 +35,24 @@ async function nft(state: LabState, node: string, args: readonly string[]): Prom
   await runCommand('ip', ['netns', 'exec', nodeNetns(state.lab, node), 'nft', ...args]);
 }
 
+/** Which addresses a partition cuts: both families, or only IPv4 or only IPv6 (one "lan" each). */
+export type IpFamilies = 'both' | '4' | '6';
+
 async function setElement(
   state: LabState,
   node: Endpoint,
   set: 'cut_in' | 'cut_out',
   peer: Endpoint,
   action: 'add' | 'delete',
+  families: IpFamilies = 'both',
 ): Promise<void> {
   if (node.isHost) return;
   for (const [suffix, address] of [
     ['4', peer.ip],
     ['6', peer.ip6],
   ] as const) {
+    // Lifting a cut always clears both families, so heal undoes a one-family partition too.
+    if (action === 'add' && families !== 'both' && families !== suffix) continue;
     const args = [action, 'element', 'inet', nftTableName, `${set}${suffix}`, `{ ${address} }`];
     if (action === 'add') await nft(state, node.name, args);
     else
@@ -57,10 +63,16 @@ async function setElement(
 }
 
 /** Drops packets from `from` to `to`, at both ends where they are lab nodes. */
-async function cut(state: LabState, from: Endpoint, to: Endpoint, action: 'add' | 'delete'): Promise<void> {
+async function cut(
+  state: LabState,
+  from: Endpoint,
+  to: Endpoint,
+  action: 'add' | 'delete',
+  families: IpFamilies = 'both',
+): Promise<void> {
   if (from.isHost && to.isHost) throw new LabError('partition: at least one side must be a lab node');
-  await setElement(state, from, 'cut_out', to, action);
-  await setElement(state, to, 'cut_in', from, action);
+  await setElement(state, from, 'cut_out', to, action, families);
+  await setElement(state, to, 'cut_in', from, action, families);
   const others = state.faults.cuts.filter((c) => !(c.from === from.name && c.to === to.name));
   state.faults.cuts = action === 'add' ? [...others, { from: from.name, to: to.name }] : others;
 }
@@ -82,14 +94,20 @@ async function mutate(lab: string, work: (state: LabState) => Promise<FaultResul
   });
 }
 
-export function partition(lab: string, a: string, b: string, oneway: boolean): Promise<FaultResult> {
+export function partition(
+  lab: string,
+  a: string,
+  b: string,
+  oneway: boolean,
+  families: IpFamilies = 'both',
+): Promise<FaultResult> {
   return mutate(lab, async (state) => {
     if (a === b) throw new LabError(`partition: '${a}' twice; name two different nodes`);
     const endA = endpoint(state, a);
     const endB = endpoint(state, b);
-    await cut(state, endA, endB, 'add');
-    if (!oneway) await cut(state, endB, endA, 'add');
-    return { lab, fault: 'partition', between: [a, b], oneway };
+    await cut(state, endA, endB, 'add', families);
+    if (!oneway) await cut(state, endB, endA, 'add', families);
+    return { lab, fault: 'partition', between: [a, b], oneway, ip: families };
   });
 }
 

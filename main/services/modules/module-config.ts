@@ -1,6 +1,7 @@
 // Module and cluster configuration for the console, through the agent's own model (one schema,
 // one validator): cluster.xml from the stored nodes and lans, and the validator's problems as
 // editor diagnostics. Also a line diff for "what would deploying change". Pure.
+import { isIP } from 'node:net';
 import { loadClusterXml, loadUserconfig } from '../../../agent/config/index.ts';
 import type { ConfigProblem } from '../../../agent/config/index.ts';
 import type { ClusterView, Diagnostic, ModuleFile, ModuleKind } from '../../api/contract.ts';
@@ -17,7 +18,8 @@ export function clusterXmlOf(cluster: ClusterView): string {
     lines.push(`<lan name="${xmlAttribute(lan.name)}">`);
     for (const entry of lan.addresses)
       lines.push(
-        `<node name="${xmlAttribute(nameOf.get(entry.nodeId) ?? '?')}" addr="${xmlAttribute(entry.addr)}"/>`,
+        // cluster.xml writes IPv6 addresses in brackets; the store keeps them bare.
+        `<node name="${xmlAttribute(nameOf.get(entry.nodeId) ?? '?')}" addr="${xmlAttribute(isIP(entry.addr) === 6 ? `[${entry.addr}]` : entry.addr)}"/>`,
       );
     lines.push('</lan>');
   }

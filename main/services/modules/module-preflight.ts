@@ -44,9 +44,38 @@ export function preflightQuery(needs: PreflightNeeds, module: string, nowMs: num
   return query.toString();
 }
 
-/** Checks across nodes: each replicated directory has the same owner everywhere it exists. */
+/**
+ * Checks across nodes: each replicated directory has the same owner everywhere it exists, and a
+ * VIP that answers ARP is held by one of the nodes (the module running there), not by another
+ * machine (an address conflict that would take the service's address away).
+ */
 export function acrossNodes(needs: PreflightNeeds, nodes: readonly NodePreflight[]): PreflightCheck[] {
   const checks: PreflightCheck[] = [];
+  for (const vip of needs.vips) {
+    const nodeOfMac = new Map<string, string>();
+    for (const node of nodes) {
+      const home = node.checks.find((check) => check.name === `interface for virtual IP ${vip}`);
+      const mac = home?.facts?.mac;
+      if (typeof mac === 'string' && mac !== '') nodeOfMac.set(mac.toLowerCase(), node.node);
+    }
+    const seen = nodes.flatMap((node) => {
+      const free = node.checks.find((check) => check.name === `virtual IP ${vip} free`);
+      const macs = free?.facts?.macs;
+      return typeof macs === 'string' && macs !== ''
+        ? macs.split(',').map((mac) => ({ from: node.node, mac: mac.toLowerCase() }))
+        : [];
+    });
+    if (seen.length === 0) continue;
+    const foreign = seen.filter((entry) => !nodeOfMac.has(entry.mac));
+    checks.push({
+      name: `virtual IP ${vip} is not held by another machine`,
+      ok: foreign.length === 0,
+      detail:
+        foreign.length > 0
+          ? `address conflict: ${[...new Set(foreign.map((entry) => entry.mac))].join(', ')} answers ARP for ${vip} (seen from ${[...new Set(foreign.map((entry) => entry.from))].join(', ')}) and is no interface of this cluster's nodes: free the address on that machine or choose another VIP`
+          : `held by ${[...new Set(seen.map((entry) => `${nodeOfMac.get(entry.mac)} (${entry.mac})`))].join(', ')}: the module runs there`,
+    });
+  }
   for (const dir of needs.dirs) {
     const owners = nodes.flatMap((node) => {
       const check = node.checks.find((candidate) => candidate.name === `replicated directory ${dir}`);

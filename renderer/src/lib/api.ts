@@ -22,6 +22,7 @@ const callTimeoutMs: Partial<Record<MethodName, number>> = {
   deployModule: 5 * 60_000,
   pushCluster: 2 * 60_000,
   preflight: 2 * 60_000,
+  clusterPreflight: 2 * 60_000,
   modulePreflight: 2 * 60_000,
   scriptLogs: 2 * 60_000,
   diffModule: 2 * 60_000,

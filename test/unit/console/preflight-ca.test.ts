@@ -1,7 +1,9 @@
 // The agent's pre-flight checks on this machine (real sockets, folders, statfs), the script-log
 // files, what the console asks the pre-flight for a module, primforce's risks, and the console CA
-// (real openssl, a real TLS server serving an issued certificate to the pinned HTTPS client).
+// (pure JavaScript, no openssl command: the certificate's properties, and a real TLS server serving
+// an issued certificate to the pinned HTTPS client).
 import assert from 'node:assert/strict';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTcpServer, type AddressInfo, type Server } from 'node:net';
@@ -239,6 +241,55 @@ describe('console side of the pre-flight and mirror actions', () => {
 });
 
 describe('console CA', () => {
+  test('CA and node certificates are made without the openssl command, with the properties the agents need', async () => {
+    const savedPath = process.env.PATH;
+    // Nothing can be run from PATH: issuing must not need an external command.
+    process.env.PATH = join(scratch, 'no-commands-here');
+    let ca: Awaited<ReturnType<typeof createCa>>;
+    let issued: Awaited<ReturnType<typeof issueNodeCertificate>>;
+    try {
+      ca = await createCa('unit test CA');
+      issued = await issueNodeCertificate(ca, { name: 'node one', address: '10.1.2.3' });
+    } finally {
+      process.env.PATH = savedPath;
+    }
+    const caCert = new X509Certificate(ca.certPem);
+    assert.equal(caCert.ca, true);
+    assert.match(caCert.subject, /^O=hakit console\nCN=unit test CA [0-9a-f]{8}$/);
+    assert.equal(caCert.publicKey.asymmetricKeyType, 'ec');
+    assert.equal(caCert.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+    const caDays = (Date.parse(caCert.validTo) - Date.parse(caCert.validFrom)) / 86_400_000;
+    assert.ok(Math.abs(caDays - 3650) <= 1, `CA valid ${caDays} days`);
+    assert.ok(caCert.checkPrivateKey(createPrivateKey(ca.keyPem)));
+    assert.match(ca.keyPem, /^-----BEGIN PRIVATE KEY-----/, 'PKCS#8, as openssl wrote it');
+
+    const cert = new X509Certificate(issued.certPem);
+    assert.equal(cert.ca, false);
+    assert.equal(cert.subject, 'O=hakit\nCN=node one');
+    assert.equal(cert.issuer, caCert.subject);
+    assert.ok(cert.checkIssued(caCert) && cert.verify(caCert.publicKey));
+    assert.equal(cert.subjectAltName, 'DNS:node-one, IP Address:10.1.2.3');
+    assert.deepEqual(cert.keyUsage, ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'], 'serverAuth, clientAuth');
+    assert.equal(cert.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+    const days = (Date.parse(cert.validTo) - Date.parse(cert.validFrom)) / 86_400_000;
+    assert.ok(Math.abs(days - 825) <= 1, `node certificate valid ${days} days`);
+    assert.ok(cert.checkPrivateKey(createPrivateKey(issued.keyPem)));
+    assert.equal(issued.fingerprint, cert.fingerprint256);
+    assert.match(cert.serialNumber, /^[0-7][0-9A-F]{31}$/, 'a positive 128-bit serial');
+    // A DNS name as the address goes in as a DNS name.
+    const byName = new X509Certificate(
+      (await issueNodeCertificate(ca, { name: 'n2', address: 'n2.example.test' })).certPem,
+    );
+    assert.equal(byName.subjectAltName, 'DNS:n2, DNS:n2.example.test');
+    // A CA key kept in SEC1 form (\`EC PRIVATE KEY\`) signs too.
+    const sec1 = createPrivateKey(ca.keyPem).export({ format: 'pem', type: 'sec1' }).toString();
+    const fromSec1 = await issueNodeCertificate(
+      { certPem: ca.certPem, keyPem: sec1 },
+      { name: 'n3', address: '10.1.2.4' },
+    );
+    assert.ok(new X509Certificate(fromSec1.certPem).verify(caCert.publicKey));
+  });
+
   test('issues a node certificate that the pinned client accepts through the CA, for that node only', async () => {
     const ca = await createCa('unit test CA');
     assert.match(caFingerprint(ca), /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
