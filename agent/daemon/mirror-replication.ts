@@ -20,7 +20,7 @@ import type {
   DataPathStatus,
   ResyncEstimate,
 } from '../replication/data-path.ts';
-import type { Difference } from '../replication/resync.ts';
+import type { Difference } from '../replication/compare.ts';
 import { stateDirOf } from '../replication/data-path.ts';
 import { rulesFromConfig } from '../replication/filter.ts';
 import { ReplicationProcess } from '../replication/process.ts';
@@ -44,6 +44,8 @@ export function replicationRuntimeOf(
   lans: readonly HeartbeatLanEndpoint[],
   safeVar: string,
   clusterKeyFile: string,
+  /** The applied module's encryption key (`conf/modulekey.dat`), when there is one: TLS on. */
+  moduleKeyFile?: string,
 ): ReplicationRuntime {
   const lan = lans.find((candidate) => candidate.lan === rfs.flowLan) ?? lans[0];
   if (lan === undefined) throw new Error(`mirror module ${module}: no lan to replicate on`);
@@ -53,6 +55,7 @@ export function replicationRuntimeOf(
       nodeName,
       stateDir: stateDirOf(safeVar, module),
       clusterKeyFile,
+      ...(moduleKeyFile === undefined ? {} : { moduleKeyFile }),
       dirs: rfs.replicated.map((replicated) => ({
         dir: replicated.dir,
         exclusions: rulesFromConfig(replicated.notReplicated),
@@ -63,6 +66,7 @@ export function replicationRuntimeOf(
       locktimeoutMs: rfs.locktimeoutSec * 1000,
       sendtimeoutMs: rfs.sendtimeoutSec * 1000,
       reiallowedbwBytesPerSec: (rfs.reiallowedbwKBps ?? 0) * 1024,
+      nbrei: rfs.nbrei,
     },
     peerHost: lan.peerAddress,
     listenHost: lan.localAddress,
@@ -494,7 +498,13 @@ export class MirrorReplication {
     this.quiet['rfs.link'] = status.link;
     this.quiet['rfs.journal_paths'] = String(status.journalPaths);
     if (status.lastDropReason !== '') this.quiet['rfs.last_drop'] = status.lastDropReason.slice(0, 200);
-    for (const name of ['lastResyncBytesSent', 'lastResyncMs', 'lastResyncFull']) {
+    for (const name of [
+      'lastResyncBytesSent',
+      'lastResyncMs',
+      'lastResyncFull',
+      'lastResyncParallelMax',
+      'streamEncryption',
+    ]) {
       const value = status.counters[name];
       if (value !== undefined) this.quiet[`rfs.${name}`] = String(value);
     }

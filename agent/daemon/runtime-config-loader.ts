@@ -277,9 +277,19 @@ export function mirrorRuntimeOf(
             heartbeatEndpoints(config.heart, cluster, id, me.name, peer.name),
             paths.safeVar,
             keyFile,
+            moduleKeyFileOf(paths, module),
           ),
         }),
   };
+}
+
+/**
+ * Module encryption: on when the applied module has `conf/modulekey.dat` (the cluster key's
+ * format, mode 600); its replication stream then runs in TLS (docs/replication.md).
+ */
+export function moduleKeyFileOf(paths: NodePaths, module: string): string | undefined {
+  const file = join(paths.runtimeModulesDir, module, 'conf', 'modulekey.dat');
+  return existsSync(file) ? file : undefined;
 }
 
 export function userconfigFile(paths: NodePaths, module: string): string {

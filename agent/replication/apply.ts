@@ -283,6 +283,24 @@ export class TreeApplier {
         if (result !== -61) checkNative(result, `removexattr ${op.path}`);
         return;
       }
+      case 'keepXattrs': {
+        if (this.addon === undefined) throw new ApplyError('xattrs need the native helper', 'ENOSYS');
+        const abs = this.abs(op.path);
+        const size = this.addon.hakit_llistxattr(abs, Buffer.alloc(0));
+        if (size === -2) return; // Gone since: the stream removes or recreates it in order.
+        checkNative(size, `listxattr ${op.path}`);
+        if (size === 0) return;
+        const list = Buffer.alloc(size);
+        const read = this.addon.hakit_llistxattr(abs, list);
+        checkNative(read, `listxattr ${op.path}`);
+        const keep = new Set(op.names);
+        for (const name of list.subarray(0, read).toString('utf8').split('\0')) {
+          if (name === '' || keep.has(name)) continue;
+          const result = this.addon.hakit_lremovexattr(abs, name);
+          if (result !== -61) checkNative(result, `removexattr ${op.path} ${name}`);
+        }
+        return;
+      }
       case 'fsync': {
         const cached = this.open.get(op.path);
         if (cached !== undefined) {

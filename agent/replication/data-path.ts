@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { lstat, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadClusterKey } from '../heartbeat/cluster-key.ts';
-import { replicationKeyOf } from './auth.ts';
+import { replicationKeyOf, tlsPskOf } from './auth.ts';
 import type { ExclusionRule } from './filter.ts';
 import { makePathFilter } from './filter.ts';
 import type { FuseAddon } from './fuse/addon.ts';
@@ -18,10 +18,12 @@ import { Interceptor } from './interceptor.ts';
 import { ActivityLog, JournalFile, StateFile } from './journal-file.ts';
 import { bindPrivate, clearStaleMounts, mountReadOnly, privateDirOf, unmountReporting } from './mounts.ts';
 import { Replicator } from './replicator.ts';
-import type { Difference, SyncReport, SyncSource } from './resync.ts';
-import { fullSync, incrementalSync, verifyTrees } from './resync.ts';
+import type { Difference } from './compare.ts';
+import { fullSync, verifyTrees } from './compare.ts';
+import type { SyncReport, SyncSource } from './resync.ts';
+import { incrementalSync } from './resync.ts';
 import { SecondaryServer } from './secondary.ts';
-import { joinRoot } from './tree.ts';
+import { joinRoot, xattrReader } from './tree.ts';
 
 export interface ReplicatedDirConfig {
   readonly dir: string;
@@ -34,6 +36,11 @@ export interface DataPathConfig {
   /** `$SAFEVAR/modules/AM/replication`: journal, state, private mounts. */
   readonly stateDir: string;
   readonly clusterKeyFile: string;
+  /**
+   * Module encryption (`conf/modulekey.dat` in the applied module): when set, the stream runs in
+   * TLS with a pre-shared key derived from the cluster key and this one (auth.ts tlsPskOf).
+   */
+  readonly moduleKeyFile?: string;
   readonly dirs: readonly ReplicatedDirConfig[];
   /** `replicationPortOf(id)`. */
   readonly port: number;
@@ -42,6 +49,8 @@ export interface DataPathConfig {
   readonly locktimeoutMs: number;
   readonly sendtimeoutMs: number;
   readonly reiallowedbwBytesPerSec: number;
+  /** `nbrei`: files reintegrated in parallel (default 1). */
+  readonly nbrei?: number;
   /** Skip FUSE and bind mounts (tests of the stream on plain directories). */
   readonly noMounts?: boolean;
 }
@@ -87,29 +96,6 @@ export interface ResyncEstimate {
 }
 
 const estimateEntriesMax = 10_000_000;
-const xattrNamesBytesMax = 64 * 1024;
-
-/** Reads a path's extended attributes with the native helpers (on the real data, never FUSE). */
-function xattrReader(addon: FuseAddon): (absPath: string) => { name: string; value: Buffer }[] {
-  return (absPath) => {
-    const size = addon.hakit_llistxattr(absPath, Buffer.alloc(0));
-    if (size <= 0) return [];
-    const list = Buffer.alloc(Math.min(size, xattrNamesBytesMax));
-    const read = addon.hakit_llistxattr(absPath, list);
-    if (read < 0) return [];
-    const attributes: { name: string; value: Buffer }[] = [];
-    for (const name of list.subarray(0, read).toString('utf8').split('\0')) {
-      if (name === '') continue;
-      const probe = addon.hakit_lgetxattr(absPath, name, Buffer.alloc(0));
-      if (probe < 0) continue; // Removed meanwhile: the live stream carries the removal.
-      const value = Buffer.alloc(probe);
-      const got = addon.hakit_lgetxattr(absPath, name, value);
-      if (got >= 0) attributes.push({ name, value: value.subarray(0, got) });
-    }
-    return attributes;
-  };
-}
-
 /** Files and bytes under `dirs` (lstat, no links followed), at most `entriesMax` entries. */
 async function treeSize(
   dirs: readonly string[],
@@ -173,6 +159,20 @@ export class DataPath extends EventEmitter {
     else this.bindingReason = load.reason;
   }
 
+  /** The stream's keys: the cluster-key MAC key, and the TLS key when module encryption is on. */
+  private streamKeys(): { replicationKey: Buffer; tlsPsk?: Buffer } {
+    const clusterKey = loadClusterKey(this.config.clusterKeyFile);
+    const replicationKey = replicationKeyOf(clusterKey);
+    if (this.config.moduleKeyFile === undefined) return { replicationKey };
+    let moduleKey: Buffer;
+    try {
+      moduleKey = loadClusterKey(this.config.moduleKeyFile);
+    } catch (error) {
+      throw new Error(`module encryption key: ${(error as Error).message}`, { cause: error });
+    }
+    return { replicationKey, tlsPsk: tlsPskOf(clusterKey, moduleKey, this.config.moduleName) };
+  }
+
   private emitEvent(event: DataPathEvent): void {
     this.emit('event', event);
   }
@@ -182,6 +182,7 @@ export class DataPath extends EventEmitter {
       dirs: this.privateDirs,
       filters: this.config.dirs.map((dir) => makePathFilter(dir.exclusions)),
       bandwidthBytesPerSec: this.config.reiallowedbwBytesPerSec,
+      parallelPaths: this.config.nbrei ?? 1,
       blockBytesMin: 1024 * 1024,
       ...(this.config.acl && this.addon !== undefined ? { readXattrs: xattrReader(this.addon) } : {}),
     };
@@ -240,13 +241,12 @@ export class DataPath extends EventEmitter {
           'the previous run crashed with the machine: the journal is not trusted, the next reintegration is a full comparison',
       });
     await this.prepareRealDirs();
-    const key = replicationKeyOf(loadClusterKey(this.config.clusterKeyFile));
     const replicator = new Replicator({
       moduleName: this.config.moduleName,
       nodeName: this.config.nodeName,
       peerHost: start.peerHost,
       peerPort: this.config.port,
-      replicationKey: key,
+      ...this.streamKeys(),
       window: { framesMax: 4096, bytesMax: 64 * 1024 * 1024 },
       locktimeoutMs: this.config.locktimeoutMs,
       sendtimeoutMs: this.config.sendtimeoutMs,
@@ -337,12 +337,11 @@ export class DataPath extends EventEmitter {
         this.roMounted.push(dir.dir);
       }
     }
-    const key = replicationKeyOf(loadClusterKey(this.config.clusterKeyFile));
     const server = new SecondaryServer({
       moduleName: this.config.moduleName,
       listenHost: start.listenHost,
       port: this.config.port,
-      replicationKey: key,
+      ...this.streamKeys(),
       dirs: this.privateDirs,
       asyncMode: this.config.asyncMode,
       addon: this.addon,
@@ -360,6 +359,9 @@ export class DataPath extends EventEmitter {
       this.emitEvent({ event: 'up-to-date' });
     });
     server.on('apply-failed', (message: string) => this.emitEvent({ event: 'apply-failed', message }));
+    server.on('refused', (reason: string) =>
+      this.emitEvent({ event: 'warning', message: `replication connection refused ${reason}` }),
+    );
     await server.start();
     this.secondary = server;
     this.role = 'secondary';
@@ -446,6 +448,7 @@ export class DataPath extends EventEmitter {
       lastSyncMs: state?.lastSyncMs ?? 0,
       lastDropReason: replicator?.lastDropReason ?? '',
       counters: {
+        streamEncryption: this.config.moduleKeyFile === undefined ? 'off' : 'TLS 1.2 ECDHE-PSK',
         ...(replicator === undefined
           ? {}
           : {
@@ -467,6 +470,7 @@ export class DataPath extends EventEmitter {
               lastResyncBytesSent: this.lastReport.bytesSent,
               lastResyncFull: String(this.lastReport.full),
               lastResyncMs: this.lastReport.durationMs,
+              lastResyncParallelMax: this.lastReport.parallelPathsMax,
             }),
       },
     };

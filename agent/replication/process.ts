@@ -15,7 +15,8 @@ import type {
   ResyncEstimate,
   SecondaryStart,
 } from './data-path.ts';
-import type { SyncReport, Difference } from './resync.ts';
+import type { Difference } from './compare.ts';
+import type { SyncReport } from './resync.ts';
 
 export const requestTimeoutMsDefault = 120_000;
 const pendingRequestsMax = 64;

@@ -8,18 +8,29 @@
 import { EventEmitter } from 'node:events';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
-import { clientMac, macEquals, newNonce, serverMac } from './auth.ts';
+import { connect as connectTls } from 'node:tls';
+import {
+  clientMac,
+  macEquals,
+  newNonce,
+  serverMac,
+  tlsCiphers,
+  tlsFailureOf,
+  tlsIdentityOf,
+} from './auth.ts';
 import type { ActivityLog, JournalFile, StateFile } from './journal-file.ts';
 import type { JournalRecord } from './journal.ts';
-import type { Frame, FrameTypeCode, Op, PathSums, TimeFix } from './protocol.ts';
+import type { DirReply, DirRequest, Frame, FrameTypeCode, Op, PathSums, TimeFix } from './protocol.ts';
 import {
   FrameDecoder,
   FrameType,
+  decodeDirReply,
   decodeList,
   decodeSumsReply,
   decodeText,
   decodeWelcome,
   encodeFrame,
+  encodeDirRequest,
   encodeHello,
   encodeOp,
   encodeSumsRequest,
@@ -37,6 +48,8 @@ export interface ReplicatorOptions {
   readonly peerHost: string;
   readonly peerPort: number;
   readonly replicationKey: Buffer;
+  /** Module encryption on: the stream runs in TLS with this pre-shared key (auth.ts tlsPskOf). */
+  readonly tlsPsk?: Buffer;
   readonly window: WindowLimits;
   readonly locktimeoutMs: number;
   readonly sendtimeoutMs: number;
@@ -72,6 +85,8 @@ export interface ReplicatorCounters {
   opsSent: number;
   opsJournaled: number;
   bytesSent: number;
+  /** Bytes the secondary sent back (acks, digests, listings). */
+  bytesReceived: number;
   dataBytesSent: number;
   resyncBytesSent: number;
   acks: number;
@@ -118,6 +133,7 @@ export function recordsForOp(op: Op): JournalRecord[] {
     case 'utimens':
     case 'setxattr':
     case 'removexattr':
+    case 'keepXattrs':
       return [{ t: 'm', p: op.path }];
     case 'fsync':
     case 'fsyncdir':
@@ -179,6 +195,7 @@ export class Replicator extends EventEmitter {
     opsSent: 0,
     opsJournaled: 0,
     bytesSent: 0,
+    bytesReceived: 0,
     dataBytesSent: 0,
     resyncBytesSent: 0,
     acks: 0,
@@ -303,7 +320,23 @@ export class Replicator extends EventEmitter {
 
   private handshake(): Promise<{ socket: Socket; peer: PeerInfo }> {
     return new Promise((resolvePromise, reject) => {
-      const socket = connect({ host: this.options.peerHost, port: this.options.peerPort });
+      const psk = this.options.tlsPsk;
+      const identity = tlsIdentityOf(this.options.moduleName);
+      // The cluster-key handshake below runs inside TLS as well: TLS proves the module key,
+      // the MACs the cluster key and the module, as on a plain stream.
+      const socket: Socket =
+        psk === undefined
+          ? connect({ host: this.options.peerHost, port: this.options.peerPort })
+          : connectTls({
+              host: this.options.peerHost,
+              port: this.options.peerPort,
+              ciphers: tlsCiphers,
+              minVersion: 'TLSv1.2',
+              maxVersion: 'TLSv1.2',
+              pskCallback: () => ({ psk, identity }),
+              // No certificate with PSK: the key is the peer's identity.
+              checkServerIdentity: () => undefined,
+            });
       socket.setNoDelay(true);
       const decoder = new FrameDecoder();
       const clientNonce = newNonce();
@@ -318,7 +351,9 @@ export class Replicator extends EventEmitter {
         socket.destroy();
         reject(error);
       };
-      socket.on('error', fail);
+      socket.on('error', (error: Error) =>
+        fail(psk === undefined || !/SSL|TLS/i.test(error.message) ? error : new Error(tlsFailureOf(error))),
+      );
       socket.on('close', () => fail(new Error('connection closed during handshake')));
       socket.on('data', (chunk: Buffer) => {
         try {
@@ -388,6 +423,7 @@ export class Replicator extends EventEmitter {
     this.lastProgressMs = Date.now();
     const decoder = new FrameDecoder();
     socket.on('data', (chunk: Buffer) => {
+      this.counters.bytesReceived += chunk.length;
       try {
         for (const frame of decoder.push(chunk)) this.onFrame(frame);
       } catch (error) {
@@ -419,7 +455,8 @@ export class Replicator extends EventEmitter {
         this.lastProgressMs = Date.now();
         break;
       case FrameType.sumsReply:
-      case FrameType.listReply: {
+      case FrameType.listReply:
+      case FrameType.dirReply: {
         const request = this.requests.get(frame.seq);
         if (request === undefined) throw new Error(`reply to unknown request ${frame.seq}`);
         this.requests.delete(frame.seq);
@@ -571,11 +608,7 @@ export class Replicator extends EventEmitter {
   }
 
   /** Asks the secondary for digests or a listing, in stream order (after every queued op). */
-  request(
-    type: typeof FrameType.sumsRequest | typeof FrameType.listRequest,
-    path: string,
-    blockBytes: number,
-  ): Promise<Frame> {
+  private request(type: FrameTypeCode, body: Buffer): Promise<Frame> {
     if (this.socket === undefined) return Promise.reject(new Error('no stream'));
     if (this.requests.size >= requestsInFlightMax)
       return Promise.reject(new Error(`over ${requestsInFlightMax} requests in flight`));
@@ -583,16 +616,23 @@ export class Replicator extends EventEmitter {
     this.nextRequestId += 1n;
     return new Promise((resolvePromise, reject) => {
       this.requests.set(id, { resolve: resolvePromise, reject });
-      this.writeFrame(type, id, encodeSumsRequest(path, blockBytes));
+      this.writeFrame(type, id, body);
     });
   }
 
-  async remoteSums(path: string, blockBytes: number): Promise<PathSums> {
-    return decodeSumsReply((await this.request(FrameType.sumsRequest, path, blockBytes)).body);
+  async remoteSums(path: string, blockBytes: number, xattrs = false): Promise<PathSums> {
+    const body = encodeSumsRequest({ path, blockBytes, xattrs });
+    return decodeSumsReply((await this.request(FrameType.sumsRequest, body)).body);
   }
 
   async remoteList(path: string): Promise<string[]> {
-    return decodeList((await this.request(FrameType.listRequest, path, 0)).body);
+    const body = encodeSumsRequest({ path, blockBytes: 0, xattrs: false });
+    return decodeList((await this.request(FrameType.listRequest, body)).body);
+  }
+
+  /** One page of a directory's entries with the digests of its small files (compare.ts). */
+  async remoteDir(request: DirRequest): Promise<DirReply> {
+    return decodeDirReply((await this.request(FrameType.dirRequest, encodeDirRequest(request))).body);
   }
 
   get requestSlotsFree(): number {

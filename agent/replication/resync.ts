@@ -5,14 +5,15 @@
 // differ. Every read of local data and its queueing happen under the replicator's operation lock
 // (submitResync), so live writes are ordered before or after, never in between.
 import { constants, promises as fsp } from 'node:fs';
-import type { Stats } from 'node:fs';
+import type { BigIntStats, Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { PathFilter } from './filter.ts';
 import type { ResyncPlan } from './journal.ts';
 import type { Op, PathSums, TimeFix } from './protocol.ts';
 import { frameDataBytesMax } from './protocol.ts';
 import type { Described, PeerInfo, Replicator } from './replicator.ts';
-import { blockBytesFor, digestOf, joinRoot, listNames, splitRoot } from './tree.ts';
+import type { XattrReader } from './tree.ts';
+import { blockBytesFor, digestOf, listNames, sameXattrs, splitRoot, xattrSumsOf } from './tree.ts';
 
 export interface SyncSource {
   /** The primary's real directories (private bind mounts), in `<replicated>` order. */
@@ -22,8 +23,47 @@ export interface SyncSource {
   readonly bandwidthBytesPerSec: number;
   readonly blockBytesMin: number;
   /** With acl="on": the extended attributes (ACLs included) of a local path, sent after its mode. */
-  readonly readXattrs?: (absPath: string) => readonly { readonly name: string; readonly value: Buffer }[];
+  readonly readXattrs?: XattrReader;
+  /** `nbrei`: regular files reintegrated at once (their reads, digest requests and sends overlap). */
+  readonly parallelPaths?: number;
+  /** Regular files up to this size are compared by the digests of a directory listing (compare.ts). */
+  readonly listingDigestBytesMax?: number;
 }
+
+/** What the comparison needs of a local entry (lstat, plus the digests and xattrs it read). */
+export interface LocalAttrs {
+  readonly type: 'file' | 'dir' | 'symlink' | 'other';
+  readonly size: number;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly mtimeNs: bigint;
+}
+
+export function attrsOf(stat: BigIntStats): LocalAttrs {
+  return {
+    type: stat.isFile() ? 'file' : stat.isDirectory() ? 'dir' : stat.isSymbolicLink() ? 'symlink' : 'other',
+    size: Number(stat.size),
+    mode: Number(stat.mode),
+    uid: Number(stat.uid),
+    gid: Number(stat.gid),
+    mtimeNs: stat.mtimeNs,
+  };
+}
+
+export const missingSums = (path: string): PathSums => ({
+  path,
+  type: 'missing',
+  size: 0,
+  mode: 0,
+  uid: 0,
+  gid: 0,
+  mtimeNs: 0n,
+  target: '',
+  blockBytes: 0,
+  sums: [],
+  xattrs: undefined,
+});
 
 export interface SyncReport {
   full: boolean;
@@ -31,16 +71,18 @@ export interface SyncReport {
   bytesSent: number;
   bytesTotal: number;
   durationMs: number;
+  /** The most paths reintegrated at once (`nbrei` bounds it). */
+  parallelPathsMax: number;
 }
 
-function absOf(source: SyncSource, wirePath: string): string {
+export function absOf(source: SyncSource, wirePath: string): string {
   const { index, path } = splitRoot(wirePath);
   const dir = source.dirs[index];
   if (dir === undefined) throw new Error(`no replicated dir #${index}`);
   return path === '/' ? dir : join(dir, path);
 }
 
-function isReplicated(source: SyncSource, wirePath: string): boolean {
+export function isReplicated(source: SyncSource, wirePath: string): boolean {
   const { index, path } = splitRoot(wirePath);
   return source.filters[index]?.isReplicated(path) ?? true;
 }
@@ -55,9 +97,22 @@ async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
   }
 }
 
-function childOf(parent: string, name: string): string {
+async function lstatBigOrUndefined(path: string): Promise<BigIntStats | undefined> {
+  try {
+    return await fsp.lstat(path, { bigint: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw error;
+  }
+}
+
+export function childOf(parent: string, name: string): string {
   return parent.endsWith('/') ? `${parent}${name}` : `${parent}/${name}`;
 }
+
+/** Bound on `nbrei` (the configuration allows 1-64; the stream allows 64 requests in flight). */
+const parallelPathsMax = 32;
 
 class Pacer {
   private readonly startedMs = Date.now();
@@ -77,7 +132,14 @@ class Pacer {
 
 export class Resync {
   private readonly pacer: Pacer;
-  readonly report: SyncReport = { full: false, paths: 0, bytesSent: 0, bytesTotal: 0, durationMs: 0 };
+  readonly report: SyncReport = {
+    full: false,
+    paths: 0,
+    bytesSent: 0,
+    bytesTotal: 0,
+    durationMs: 0,
+    parallelPathsMax: 0,
+  };
   private readonly acks: Promise<void>[] = [];
 
   constructor(
@@ -93,15 +155,42 @@ export class Resync {
     if (this.acks.length > 256) await Promise.all(this.acks.splice(0, 128));
   }
 
-  private metadataOps(wirePath: string, stat: Stats): Described[] {
+  /** The local xattrs of a path as digests (undefined with acl="off": not compared). */
+  localXattrs(wirePath: string): ReturnType<typeof xattrSumsOf> | undefined {
+    const read = this.source.readXattrs;
+    return read === undefined ? undefined : xattrSumsOf(read(absOf(this.source, wirePath)));
+  }
+
+  metadataOps(
+    wirePath: string,
+    stat: { readonly mode: number; readonly uid: number; readonly gid: number; isSymbolicLink(): boolean },
+  ): Described[] {
     const ops: Described[] = [];
     if (!stat.isSymbolicLink()) ops.push({ op: { kind: 'chmod', path: wirePath, mode: stat.mode & 0o7777 } });
     ops.push({ op: { kind: 'chown', path: wirePath, uid: stat.uid, gid: stat.gid } });
     // After chmod and chown: a chmod rewrites an ACL's mask, a chown drops security.capability.
-    // (Attributes only the secondary has are not removed: the live stream removes them as they go.)
-    for (const { name, value } of this.source.readXattrs?.(absOf(this.source, wirePath)) ?? [])
-      ops.push({ op: { kind: 'setxattr', path: wirePath, name, value, flags: 0 } });
+    const read = this.source.readXattrs;
+    if (read !== undefined) {
+      const attributes = read(absOf(this.source, wirePath));
+      for (const { name, value } of attributes)
+        ops.push({ op: { kind: 'setxattr', path: wirePath, name, value, flags: 0 } });
+      // Attributes removed here while the peer was away (or never replicated) go there too.
+      ops.push({ op: { kind: 'keepXattrs', path: wirePath, names: attributes.map((entry) => entry.name) } });
+    }
     return ops;
+  }
+
+  /** Whether mode, owner, mtime and xattrs (when compared) are the same on both sides. */
+  sameMetadata(wirePath: string, local: LocalAttrs, remote: PathSums): boolean {
+    if (
+      (local.mode & 0o7777) !== (remote.mode & 0o7777) ||
+      local.uid !== remote.uid ||
+      local.gid !== remote.gid
+    )
+      return false;
+    if (local.type !== 'dir' && local.mtimeNs !== remote.mtimeNs) return false;
+    const xattrs = this.localXattrs(wirePath);
+    return xattrs === undefined || (remote.xattrs !== undefined && sameXattrs(xattrs, remote.xattrs));
   }
 
   private async timeFix(wirePath: string): Promise<TimeFix[]> {
@@ -164,35 +253,53 @@ export class Resync {
     });
   }
 
-  /** Brings one path (and, for a directory, its subtree when `recurse`) to the local state. */
-  async syncEntry(wirePath: string, recurse: boolean): Promise<void> {
-    if (!isReplicated(this.source, wirePath)) return;
+  /**
+   * Brings one path (and, for a directory, its subtree when `recurse`) to the local state.
+   * Returns whether anything was sent.
+   */
+  async syncEntry(wirePath: string, recurse: boolean): Promise<boolean> {
+    if (!isReplicated(this.source, wirePath)) return false;
     this.report.paths += 1;
     const abs = absOf(this.source, wirePath);
-    const local = await lstatOrUndefined(abs);
+    const stat = await lstatBigOrUndefined(abs);
+    const local = stat === undefined ? undefined : attrsOf(stat);
     const blockBytes = blockBytesFor(local?.size ?? 0, this.source.blockBytesMin);
-    const remote = await this.replicator.remoteSums(wirePath, local?.isFile() === true ? blockBytes : 0);
+    const remote = await this.replicator.remoteSums(
+      wirePath,
+      local?.type === 'file' ? blockBytes : 0,
+      this.source.readXattrs !== undefined,
+    );
     if (local === undefined) {
-      if (remote.type !== 'missing' && splitRoot(wirePath).path !== '/')
+      if (remote.type !== 'missing' && splitRoot(wirePath).path !== '/') {
         await this.queue(async () => [{ op: { kind: 'removeTree', path: wirePath } }]);
-      return;
+        return true;
+      }
+      return false;
     }
+    return this.syncWith(wirePath, local, remote, recurse);
+  }
+
+  /** Brings one path to the local state, knowing what the peer has there. Returns whether anything was sent. */
+  async syncWith(wirePath: string, local: LocalAttrs, remote: PathSums, recurse: boolean): Promise<boolean> {
+    const abs = absOf(this.source, wirePath);
     const remoteType = remote.type;
-    const localType = local.isFile()
-      ? 'file'
-      : local.isDirectory()
-        ? 'dir'
-        : local.isSymbolicLink()
-          ? 'symlink'
-          : 'other';
+    const localType = local.type;
+    let sent = false;
     if (remoteType !== 'missing' && remoteType !== localType) {
       await this.queue(async () => [{ op: { kind: 'removeTree', path: wirePath } }]);
+      sent = true;
     }
     const fresh = remoteType === 'missing' || remoteType !== localType;
     switch (localType) {
       case 'file':
-        await this.syncFile(wirePath, local, fresh ? undefined : remote, blockBytes);
-        return;
+        return (
+          (await this.syncFile(
+            wirePath,
+            local,
+            fresh ? undefined : remote,
+            blockBytesFor(local.size, this.source.blockBytesMin),
+          )) || sent
+        );
       case 'dir':
         if (fresh)
           await this.queue(async () => [
@@ -216,46 +323,60 @@ export class Resync {
                 { op: { kind: 'fsyncdir', path: wirePath }, fixes: await this.timeFix(wirePath) },
               ];
         });
-        return;
-      case 'symlink':
+        return true;
+      case 'symlink': {
+        let queued = false;
         await this.queue(async () => {
           const target = await fsp.readlink(abs).catch(() => undefined);
           if (target === undefined) return [];
-          if (!fresh && remote.target === target) return [];
+          if (!fresh && remote.target === target && remote.mtimeNs === local.mtimeNs) return [];
           const ops: Described[] = [];
           if (!fresh) ops.push({ op: { kind: 'unlink', path: wirePath } });
           ops.push({
             op: { kind: 'symlink', path: wirePath, target, uid: local.uid, gid: local.gid },
             fixes: await this.timeFix(wirePath),
           });
+          queued = true;
           return ops;
         });
-        return;
+        return queued || sent;
+      }
       case 'other':
         if (fresh) {
+          const stat = await lstatOrUndefined(abs);
+          if (stat === undefined) return sent;
           await this.queue(async () => [
             {
               op: {
                 kind: 'mknod',
                 path: wirePath,
-                mode: local.mode,
-                rdev: local.rdev,
-                uid: local.uid,
-                gid: local.gid,
+                mode: stat.mode,
+                rdev: stat.rdev,
+                uid: stat.uid,
+                gid: stat.gid,
               },
             },
           ]);
+          return true;
         }
-        return;
+        if (!this.sameMetadata(wirePath, local, remote)) {
+          await this.queue(async () => {
+            const stat = await lstatOrUndefined(abs);
+            return stat === undefined ? [] : this.metadataOps(wirePath, stat);
+          });
+          return true;
+        }
+        return sent;
     }
   }
 
+  /** Sends the blocks whose digests differ, then size and metadata; nothing when all is the same. */
   private async syncFile(
     wirePath: string,
-    local: Stats,
+    local: LocalAttrs,
     remote: PathSums | undefined,
     blockBytes: number,
-  ): Promise<void> {
+  ): Promise<boolean> {
     if (remote === undefined) {
       await this.queue(async () => [
         { op: { kind: 'create', path: wirePath, mode: local.mode & 0o7777, uid: local.uid, gid: local.gid } },
@@ -284,8 +405,16 @@ export class Resync {
     } finally {
       await handle.close();
     }
+    if (
+      remote !== undefined &&
+      differing.length === 0 &&
+      remote.size === local.size &&
+      this.sameMetadata(wirePath, local, remote)
+    )
+      return false;
     for (const range of differing) this.report.bytesTotal += range.end - range.start;
     await this.sendRanges(wirePath, differing);
+    return true;
   }
 
   /** Makes the peer's listing of a directory match: removes extras, brings missing entries. */
@@ -306,25 +435,34 @@ export class Resync {
     }
   }
 
+  /**
+   * Runs `work` on every item, at most `parallelPaths` at once (`nbrei`). Each path's own
+   * operations stay in order (one worker per path); paths are independent, and every read and
+   * queueing still happens under the operation lock, so live writes order the same way.
+   */
+  async forEachParallel<T>(items: readonly T[], work: (item: T) => Promise<unknown>): Promise<void> {
+    const width = Math.max(1, Math.min(this.source.parallelPaths ?? 1, parallelPathsMax, items.length));
+    let next = 0;
+    let active = 0;
+    const worker = async () => {
+      while (next < items.length) {
+        const item = items[next] as T;
+        next += 1;
+        active += 1;
+        this.report.parallelPathsMax = Math.max(this.report.parallelPathsMax, active);
+        try {
+          await work(item);
+        } finally {
+          active -= 1;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: width }, worker));
+  }
+
   async finish(): Promise<void> {
     await Promise.all(this.acks.splice(0));
   }
-}
-
-/** Full sync of every replicated directory by block digests. */
-export async function fullSync(replicator: Replicator, source: SyncSource): Promise<SyncReport> {
-  const startedMs = Date.now();
-  const resync = new Resync(replicator, source);
-  resync.report.full = true;
-  await replicator.submitResync(async () => [{ op: { kind: 'syncBegin', full: true } }]);
-  for (let index = 0; index < source.dirs.length; index += 1)
-    await resync.syncEntry(joinRoot(index, '/'), true);
-  await resync.finish();
-  await (
-    await replicator.submitResync(async () => [{ op: { kind: 'syncEnd', full: true } }])
-  ).acked;
-  resync.report.durationMs = Date.now() - startedMs;
-  return resync.report;
 }
 
 function replayOp(entry: ResyncPlan['namespace'][number]): Op | undefined {
@@ -374,13 +512,24 @@ export async function incrementalSync(
         resync.report.bytesTotal += Math.max(0, Math.min(range.end, stat.size) - range.start);
   }
   for (const dir of plan.directories) await resync.syncDirectory(dir, false);
+  // Directories, removed names and special files first, in order (a file's parent exists
+  // before the file is sent); then regular files, `nbrei` at a time.
+  const files: { path: string; ranges: readonly { start: number; end: number }[]; compare: boolean }[] = [];
   for (const path of plan.paths) {
-    const abs = absOf(source, path.path);
-    const stat = await lstatOrUndefined(abs);
-    if (path.compare || stat === undefined || !stat.isFile()) await resync.syncEntry(path.path, false);
-    else await resync.sendRanges(path.path, path.ranges);
+    const stat = await lstatOrUndefined(absOf(source, path.path));
+    if (stat?.isFile() === true) files.push(path);
+    else await resync.syncEntry(path.path, false);
   }
-  for (const suspect of peer.suspectPaths) await resync.syncEntry(suspect, false);
+  await resync.forEachParallel(files, (path) =>
+    path.compare ? resync.syncEntry(path.path, false) : resync.sendRanges(path.path, path.ranges),
+  );
+  const suspectFiles: string[] = [];
+  for (const suspect of peer.suspectPaths) {
+    const stat = await lstatOrUndefined(absOf(source, suspect));
+    if (stat?.isFile() === true) suspectFiles.push(suspect);
+    else await resync.syncEntry(suspect, false);
+  }
+  await resync.forEachParallel(suspectFiles, (suspect) => resync.syncEntry(suspect, false));
   for (const dir of plan.directories) await resync.syncEntry(dir, false);
   await resync.finish();
   await (
@@ -388,94 +537,4 @@ export async function incrementalSync(
   ).acked;
   resync.report.durationMs = Date.now() - startedMs;
   return resync.report;
-}
-
-export interface Difference {
-  readonly path: string;
-  readonly what: string;
-}
-
-/** rfsverify: compares both trees (type, size, content, mode, owner, mtime); lists differences. */
-export async function verifyTrees(
-  replicator: Replicator,
-  source: SyncSource,
-  differencesMax = 1000,
-): Promise<Difference[]> {
-  const differences: Difference[] = [];
-  const visit = async (wirePath: string): Promise<void> => {
-    if (differences.length >= differencesMax || !isReplicated(source, wirePath)) return;
-    const abs = absOf(source, wirePath);
-    const local = await lstatOrUndefined(abs);
-    const blockBytes = blockBytesFor(local?.size ?? 0, source.blockBytesMin);
-    const remote = await replicator.remoteSums(wirePath, local?.isFile() === true ? blockBytes : 0);
-    if (local === undefined) {
-      if (remote.type !== 'missing') differences.push({ path: wirePath, what: 'only on the secondary' });
-      return;
-    }
-    if (remote.type === 'missing') {
-      differences.push({ path: wirePath, what: 'missing on the secondary' });
-      return;
-    }
-    const localType = local.isFile()
-      ? 'file'
-      : local.isDirectory()
-        ? 'dir'
-        : local.isSymbolicLink()
-          ? 'symlink'
-          : 'other';
-    if (remote.type !== localType) {
-      differences.push({ path: wirePath, what: `type ${localType} here, ${remote.type} there` });
-      return;
-    }
-    if ((remote.mode & 0o7777) !== (local.mode & 0o7777))
-      differences.push({
-        path: wirePath,
-        what: `mode ${(local.mode & 0o7777).toString(8)} vs ${(remote.mode & 0o7777).toString(8)}`,
-      });
-    if (remote.uid !== local.uid || remote.gid !== local.gid)
-      differences.push({
-        path: wirePath,
-        what: `owner ${local.uid}:${local.gid} vs ${remote.uid}:${remote.gid}`,
-      });
-    const localMtime = (await fsp.lstat(abs, { bigint: true })).mtimeNs;
-    if (localType !== 'dir' && remote.mtimeNs !== localMtime)
-      differences.push({ path: wirePath, what: `mtime ${localMtime} vs ${remote.mtimeNs}` });
-    if (localType === 'file') {
-      if (remote.size !== local.size)
-        differences.push({ path: wirePath, what: `size ${local.size} vs ${remote.size}` });
-      else {
-        const handle = await fsp.open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
-        try {
-          const buffer = Buffer.allocUnsafe(blockBytes);
-          for (let offset = 0, block = 0; offset < local.size; offset += blockBytes, block += 1) {
-            const { bytesRead } = await handle.read(
-              buffer,
-              0,
-              Math.min(blockBytes, local.size - offset),
-              offset,
-            );
-            if (!digestOf(buffer.subarray(0, bytesRead)).equals(remote.sums[block] ?? Buffer.alloc(0))) {
-              differences.push({ path: wirePath, what: `content differs at byte ${offset}` });
-              break;
-            }
-          }
-        } finally {
-          await handle.close();
-        }
-      }
-    } else if (localType === 'symlink') {
-      const target = await fsp.readlink(abs);
-      if (target !== remote.target)
-        differences.push({ path: wirePath, what: `symlink target ${target} vs ${remote.target}` });
-    } else if (localType === 'dir') {
-      const localNames = await listNames(abs);
-      const remoteNames = new Set(await replicator.remoteList(wirePath));
-      for (const name of remoteNames)
-        if (!localNames.includes(name) && isReplicated(source, childOf(wirePath, name)))
-          differences.push({ path: childOf(wirePath, name), what: 'only on the secondary' });
-      for (const name of localNames) await visit(childOf(wirePath, name));
-    }
-  };
-  for (let index = 0; index < source.dirs.length; index += 1) await visit(joinRoot(index, '/'));
-  return differences;
 }

@@ -7,15 +7,25 @@ import { EventEmitter } from 'node:events';
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { join } from 'node:path';
-import { clientMac, macEquals, newNonce, serverMac } from './auth.ts';
+import { createServer as createTlsServer } from 'node:tls';
+import {
+  clientMac,
+  macEquals,
+  newNonce,
+  serverMac,
+  tlsCiphers,
+  tlsFailureOf,
+  tlsIdentityOf,
+} from './auth.ts';
 import { ApplyError, TreeApplier } from './apply.ts';
 import type { FuseAddon } from './fuse/addon.ts';
 import type { StateFile } from './journal-file.ts';
-import type { Frame, Op, TimeFix } from './protocol.ts';
+import type { DirRequest, Frame, Op, TimeFix } from './protocol.ts';
 import {
   FrameDecoder,
   FrameType,
   decodeHello,
+  decodeDirRequest,
   decodeOp,
   decodeSumsRequest,
   encodeFrame,
@@ -26,7 +36,8 @@ import {
   isBarrier,
   protocolVersion,
 } from './protocol.ts';
-import { listNames, pathSums, splitRoot } from './tree.ts';
+import type { XattrReader } from './tree.ts';
+import { dirPage, listNames, pathSums, splitRoot, xattrReader } from './tree.ts';
 import { AckTracker } from './window.ts';
 
 export interface SecondaryOptions {
@@ -34,6 +45,8 @@ export interface SecondaryOptions {
   readonly listenHost: string;
   readonly port: number;
   readonly replicationKey: Buffer;
+  /** Module encryption on: the stream runs in TLS with this pre-shared key (auth.ts tlsPskOf). */
+  readonly tlsPsk?: Buffer;
   /** The real directories, in `<replicated>` order. */
   readonly dirs: readonly string[];
   readonly asyncMode: 'second' | 'none';
@@ -57,7 +70,10 @@ export interface SecondaryStatus {
   readonly bytesReceived: number;
 }
 
-/** Events: 'connected' (peer), 'peer-lost' (reason), 'sync-begin' (full), 'up-to-date', 'apply-failed' (message). */
+/**
+ * Events: 'connected' (peer), 'peer-lost' (reason), 'sync-begin' (full), 'up-to-date',
+ * 'apply-failed' (message), 'refused' (a connection that failed TLS or the handshake: reason).
+ */
 export class SecondaryServer extends EventEmitter {
   private server: Server | undefined;
   private current: Socket | undefined;
@@ -67,9 +83,19 @@ export class SecondaryServer extends EventEmitter {
   /** Operations received (maybe acknowledged, async="second") and not applied yet, all connections. */
   private unapplied = 0;
 
+  private readonly readXattrs: XattrReader | undefined;
+
   constructor(private readonly options: SecondaryOptions) {
     super();
     this.appliers = options.dirs.map((dir) => new TreeApplier(dir, options.addon));
+    this.readXattrs = options.addon === undefined ? undefined : xattrReader(options.addon);
+  }
+
+  private xattrsFor(wanted: boolean): XattrReader | undefined {
+    if (!wanted) return undefined;
+    if (this.readXattrs === undefined)
+      throw new Error('xattrs asked (acl="on") but the FUSE binding, which reads them, is unavailable here');
+    return this.readXattrs;
   }
 
   status(): SecondaryStatus {
@@ -99,7 +125,23 @@ export class SecondaryServer extends EventEmitter {
 
   start(): Promise<void> {
     return new Promise((resolvePromise, reject) => {
-      const server = createServer((socket) => this.accept(socket));
+      const psk = this.options.tlsPsk;
+      const identity = tlsIdentityOf(this.options.moduleName);
+      const server =
+        psk === undefined
+          ? createServer((socket) => this.accept(socket))
+          : createTlsServer(
+              {
+                ciphers: tlsCiphers,
+                minVersion: 'TLSv1.2',
+                maxVersion: 'TLSv1.2',
+                pskCallback: (_socket, offered) => (offered === identity ? psk : null),
+                handshakeTimeout: this.options.handshakeTimeoutMs,
+              },
+              (socket) => this.accept(socket),
+            ).on('tlsClientError', (error, socket) =>
+              this.emit('refused', `from ${socket.remoteAddress ?? '?'}: ${tlsFailureOf(error)}`),
+            );
       server.on('error', reject);
       server.listen({ host: this.options.listenHost, port: this.options.port }, () => {
         server.off('error', reject);
@@ -180,8 +222,11 @@ export class SecondaryServer extends EventEmitter {
 
     type Work =
       | { kind: 'op'; seq: bigint; op: Op; fixes: readonly TimeFix[]; bytes: number }
-      | { kind: 'sums'; id: bigint; path: string; blockBytes: number }
-      | { kind: 'list'; id: bigint; path: string };
+      | { kind: 'sums'; id: bigint; path: string; blockBytes: number; xattrs: boolean }
+      | { kind: 'list'; id: bigint; path: string }
+      | { kind: 'dir'; id: bigint; request: DirRequest };
+    // Listings of directories being paged through (prefetched directories interleave), bounded.
+    const listings = new Map<string, readonly string[]>();
     const queue: Work[] = [];
     // Bytes of received operations not applied yet. With async="second" they are acknowledged on
     // receipt, so the primary's window does not bound them: past queuedBytesMax the socket is
@@ -267,8 +312,29 @@ export class SecondaryServer extends EventEmitter {
             scheduleAck();
           } else if (work.kind === 'sums') {
             const { applier, path } = applierFor(work.path);
-            const sums = await pathSums(applier.abs(path), work.path, work.blockBytes);
+            const sums = await pathSums(
+              applier.abs(path),
+              work.path,
+              work.blockBytes,
+              this.xattrsFor(work.xattrs),
+            );
             send(FrameType.sumsReply, work.id, encodeSumsReply(sums));
+          } else if (work.kind === 'dir') {
+            const { applier, path } = applierFor(work.request.path);
+            const page = dirPage(
+              applier.abs(path),
+              work.request,
+              this.xattrsFor(work.request.xattrs),
+              listings.get(work.request.path),
+            );
+            listings.delete(work.request.path);
+            if (page.names !== undefined) {
+              if (listings.size >= listingsKeptMax) listings.delete(listings.keys().next().value as string);
+              listings.set(work.request.path, page.names);
+            }
+            send(FrameType.dirReply, work.id, page.body);
+            // A page is built synchronously (tens of ms at most): let acks and pongs out between pages.
+            await new Promise((resolveYield) => setImmediate(resolveYield));
           } else {
             const { applier, path } = applierFor(work.path);
             send(FrameType.listReply, work.id, encodeList(await listNames(applier.abs(path))));
@@ -340,6 +406,9 @@ export class SecondaryServer extends EventEmitter {
         case FrameType.listRequest:
           queue.push({ kind: 'list', id: frame.seq, path: decodeSumsRequest(frame.body).path });
           break;
+        case FrameType.dirRequest:
+          queue.push({ kind: 'dir', id: frame.seq, request: decodeDirRequest(frame.body) });
+          break;
         case FrameType.ping:
           send(FrameType.pong, frame.seq, Buffer.alloc(0));
           break;
@@ -354,6 +423,13 @@ export class SecondaryServer extends EventEmitter {
       try {
         for (const frame of decoder.push(chunk)) onFrame(frame);
       } catch (error) {
+        if (!authenticated) {
+          // A stranger (another cluster key, TLS against a plain stream, a port scan): refused
+          // and logged; it says nothing about this node's data, which stays up to date.
+          this.emit('refused', `from ${socket.remoteAddress ?? '?'}: ${(error as Error).message}`);
+          socket.destroy();
+          return;
+        }
         fail(`secondary: ${(error as Error).message}`);
         socket.destroy();
         return;
@@ -379,6 +455,9 @@ export class SecondaryServer extends EventEmitter {
     });
   }
 }
+
+/** Directory listings kept between pages per connection (the primary prefetches a few directories). */
+const listingsKeptMax = 32;
 
 /** How long a stopping secondary waits to apply what it received (and maybe acknowledged). */
 const stopDrainTimeoutMs = 60_000;

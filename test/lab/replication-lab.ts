@@ -84,6 +84,8 @@ export class RepLab {
       locktimeoutMs: 3000,
       sendtimeoutMs: 2000,
       reiallowedbwBytesPerSec: 0,
+      // The product's default (userconfig-schema.ts): reintegrations run files in parallel.
+      nbrei: 6,
       ...this.overrides,
     };
   }

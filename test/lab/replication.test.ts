@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { CtlAnswer } from '../../agent/net/ctl-client.ts';
-import type { Difference } from '../../agent/replication/resync.ts';
+import type { Difference } from '../../agent/replication/compare.ts';
 import { labJson } from './harness.ts';
 import { buildFuseAddon, dataDir, RepLab, replicationSkipReason, sleep } from './replication-lab.ts';
 

@@ -6,13 +6,17 @@ import fc from 'fast-check';
 import { clientMac, macEquals, replicationKeyOf, serverMac } from '../../../agent/replication/auth.ts';
 import { makePathFilter } from '../../../agent/replication/filter.ts';
 import { ChangeJournal, formatJournalRecord, parseJournalLine } from '../../../agent/replication/journal.ts';
-import type { Op } from '../../../agent/replication/protocol.ts';
+import type { DirEntrySums, Op } from '../../../agent/replication/protocol.ts';
 import {
+  DirReplyWriter,
   FrameDecoder,
   FrameType,
   ProtocolError,
+  decodeDirReply,
+  decodeDirRequest,
   decodeOp,
   decodeWelcome,
+  encodeDirRequest,
   encodeFrame,
   encodeOp,
   encodeWelcome,
@@ -36,6 +40,9 @@ describe('replication protocol', () => {
     { kind: 'setxattr', path: '/0/b', name: 'user.x', value: Buffer.from([0, 1, 2]), flags: 1 },
     { kind: 'fsync', path: '/0/b', dataOnly: true },
     { kind: 'syncEnd', full: true },
+    { kind: 'keepXattrs', path: '/0/b', names: ['user.kept', 'system.posix_acl_access'] },
+    // Larger than the writer's first buffer: the body grows while fields are written.
+    { kind: 'write', path: `/0/${'n'.repeat(300)}`, offset: 2 ** 40, data: Buffer.alloc(200_000, 7) },
   ];
 
   test('every operation survives encode/decode with its time fixes', () => {
@@ -45,6 +52,34 @@ describe('replication protocol', () => {
       assert.deepEqual(decoded.op, op);
       assert.deepEqual(decoded.fixes, fixes);
     }
+  });
+
+  test('a directory page (thousands of entries, digests, xattrs) survives encode/decode', () => {
+    const writer = new DirReplyWriter();
+    const entries: DirEntrySums[] = [];
+    for (let index = 0; index < 3000; index += 1) {
+      const entry: DirEntrySums = {
+        name: `file-${index}`,
+        type: index % 7 === 0 ? 'dir' : index % 11 === 0 ? 'symlink' : 'file',
+        size: index * 3,
+        mode: 0o100644,
+        uid: index,
+        gid: 2 ** 31 + index,
+        mtimeNs: 1_700_000_000_000_000_000n + BigInt(index),
+        target: index % 11 === 0 ? `../t${index}` : '',
+        sums: index % 5 === 0 ? undefined : index % 5 === 1 ? [] : [Buffer.alloc(16, index % 256)],
+        xattrs: index % 3 === 0 ? undefined : [{ name: `user.a${index}`, digest: Buffer.alloc(16, 1) }],
+      };
+      entries.push(entry);
+      writer.add(entry);
+    }
+    const reply = decodeDirReply(writer.finish('/0/d', 'dir', true));
+    assert.equal(reply.path, '/0/d');
+    assert.equal(reply.more, true);
+    assert.deepEqual(reply.entries, entries);
+    const request = { path: '/3/x', after: 'file-9', digestBytesMax: 262_144, xattrs: true };
+    assert.deepEqual(decodeDirRequest(encodeDirRequest(request)), request);
+    assert.throws(() => decodeDirReply(writer.finish('/0/d', 'dir', false).subarray(0, 5000)), ProtocolError);
   });
 
   test('a truncated or padded body is refused, not misread', () => {
