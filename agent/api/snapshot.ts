@@ -10,6 +10,7 @@ import { hostname, networkInterfaces, release, type } from 'node:os';
 import { join, relative } from 'node:path';
 import { ZipFile } from 'yazl';
 import { clusterFile } from '../daemon/cluster-files.ts';
+import { secretEntryPaths } from '../config/module-package.ts';
 import { formatLogEntry } from '../daemon/module-log.ts';
 import type { ModuleRegistry } from '../daemon/module-registry.ts';
 import type { NodePaths } from '../daemon/paths.ts';
@@ -49,6 +50,8 @@ export function archiveConfiguration(
   const target = join(dir, `config_${stamp(now)}`, 'module');
   mkdirSync(target, { recursive: true });
   execFileSync('cp', ['-a', '--', `${runtimeDir}/.`, target], { timeout: 60_000 });
+  // Snapshots leave the node (support): the module encryption key stays out of them.
+  for (const secret of secretEntryPaths) rmSync(join(target, ...secret.split('/')), { force: true });
   keepNewest(dir, 'config_', keptConfigs);
 }
 
@@ -242,6 +245,8 @@ export async function createSnapshot(
   for (const entry of entries) {
     for (const file of filesUnder(join(base, entry))) {
       const inside = relative(base, file);
+      // Configurations archived before keys were left out may still hold one.
+      if ([...secretEntryPaths].some((secret) => inside.endsWith(`/module/${secret}`))) continue;
       if (
         anonymiser &&
         entry.startsWith('dump_') &&

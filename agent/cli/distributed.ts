@@ -143,6 +143,11 @@ export async function runDistributed(spec: string, argv: readonly string[]): Pro
     if (!module) throw new CliUsageError('-H HOSTS -E MODULE');
     return report(await Promise.all(targets.map((target) => runOn(target, (t) => pushModule(t, module)))));
   }
+  if (argv[0] === 'module' && argv[1] === 'genkey' && targets.length > 1)
+    throw new CliUsageError(
+      `module genkey on ${targets.length} nodes would give each its own key, and they would not replicate: ` +
+        'run hakit module genkey -m AM on one node, then hakit -H HOSTS -E AM',
+    );
   const outcomes = await Promise.all(
     targets.map((target) =>
       runOn(target, async (t) => {

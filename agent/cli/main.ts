@@ -21,6 +21,9 @@ const usage = `usage: hakit COMMAND [-m AM] [options]
 Module administration (the daemon must run):
   module install [-m AM] [-M ID] [-r] /path/AM.safe|/path/folder
   module uninstall -m AM;  module list;  module listid;  module package -m AM /path/new.safe
+  module genkey|delkey -m AM  make or remove the module encryption key (replication in TLS);
+                              taken into account at the next config -m AM; give the other node
+                              the same key with -H "*" -E AM
   config -m AM                apply the edited module (modules/AM) to its runtime copy
   deconfig -m AM;  confcheck -m AM;  confinfo -m AM
   cluster config|confcheck /path/cluster.xml;  cluster confinfo;  cluster state;  cluster genkey|delkey

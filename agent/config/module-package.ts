@@ -36,6 +36,10 @@ export interface ModulePackage {
 }
 
 export const userconfigPath = 'conf/userconfig.xml';
+/** The module encryption key (`hakit module genkey`); the reference also names a `.p12` form. */
+export const moduleKeyPath = 'conf/modulekey.dat';
+/** Files holding secrets: mode 600 wherever the package comes from (a console or a zip may say 644). */
+export const secretEntryPaths: ReadonlySet<string> = new Set([moduleKeyPath, 'conf/modulekey.p12']);
 
 /** A package that cannot be accepted: a path escaping the module, a size over a limit, ... */
 export class PackageError extends Error {
@@ -177,7 +181,11 @@ export function buildPackage(
         kind: 'file',
         path,
         data,
-        mode: permissions === 0 ? defaultMode(path, 'file') : permissions,
+        mode: secretEntryPaths.has(path)
+          ? 0o600
+          : permissions === 0
+            ? defaultMode(path, 'file')
+            : permissions,
       });
     } else if (entry.kind === 'directory') {
       byPath.set(path, {

@@ -31,6 +31,7 @@ import {
   packageFiles,
   packageUserconfig,
   type RawEntry,
+  secretEntryPaths,
   unwrapSingleFolder,
   userconfigPath,
 } from './module-package.ts';
@@ -182,11 +183,17 @@ export function writeSafeBuffer(modulePackage: ModulePackage): Promise<Buffer> {
   });
 }
 
-/** Writes atomically: a temporary file in the same directory, then a rename. */
+/**
+ * Writes atomically: a temporary file in the same directory, then a rename. A package holding a
+ * secret (the module encryption key) is readable by its owner only.
+ */
 export async function writeSafeFile(modulePackage: ModulePackage, path: string): Promise<void> {
   const buffer = await writeSafeBuffer(modulePackage);
   const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  await writeFile(temporary, buffer, { mode: 0o644 });
+  const secret = modulePackage.entries.some((entry) => secretEntryPaths.has(entry.path));
+  const mode = secret ? 0o600 : 0o644;
+  await writeFile(temporary, buffer, { mode });
+  await chmod(temporary, mode); // writeFile's mode applies only to a new file, through the umask
   await rename(temporary, path);
 }
 

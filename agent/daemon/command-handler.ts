@@ -362,8 +362,14 @@ export class CommandHandler {
         if (!file) throw new UsageError('module package -m AM /path/new.safe');
         return ok(await this.admin.packageTo(this.moduleName(request), file));
       }
+      case 'genkey':
+      case 'delkey': {
+        if (rest.length > 0) throw new UsageError(`unexpected ${rest.join(' ')} (module ${action} -m AM)`);
+        const module = this.moduleName(request);
+        return ok(action === 'genkey' ? this.admin.genkey(module) : this.admin.delkey(module));
+      }
       default:
-        throw new UsageError('module install|uninstall|list|listid|package');
+        throw new UsageError('module install|uninstall|list|listid|package|genkey|delkey');
     }
   }
 

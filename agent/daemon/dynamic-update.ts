@@ -30,6 +30,7 @@ const labels: Record<string, string> = {
   checkers: '<check>',
   customCheckers: 'custom checkers',
   failover: '<failover> rules',
+  encryptionKeySignature: 'module encryption key (conf/modulekey.dat)',
 };
 
 /** JSON with what JSON drops made visible: key bytes, regular expressions; functions left out. */

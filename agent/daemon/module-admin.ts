@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { readClusterForValidation, signatureOf } from './cluster-files.ts';
-import { packageFiles, packageUserconfig } from '../config/module-package.ts';
+import { moduleKeyPath, packageFiles, packageUserconfig } from '../config/module-package.ts';
 import { readModuleFolder, readSafeFile, writeModuleFolder, writeSafeFile } from '../config/package-io.ts';
 import { formatProblem } from '../config/problems.ts';
 import { loadUserconfig } from '../config/userconfig.ts';
@@ -14,6 +14,13 @@ import { updateRefusal } from './dynamic-update.ts';
 import type { NodePaths } from './paths.ts';
 import { runScript } from '../scripts/runner.ts';
 import { archiveConfiguration } from '../api/snapshot.ts';
+import {
+  deleteModuleKey,
+  editableModuleKeyFile,
+  generateModuleKey,
+  moduleKeyProblem,
+  moduleKeySignature,
+} from './module-key.ts';
 
 export class ModuleAdminError extends Error {
   override name = 'ModuleAdminError';
@@ -22,6 +29,13 @@ export class ModuleAdminError extends Error {
 function assertModuleName(module: string): void {
   const problem = moduleNameProblem(module);
   if (problem) throw new ModuleAdminError(problem);
+}
+
+function packageKeyProblem(modulePackage: ModulePackage): string | null {
+  const key = modulePackage.entries.find((entry) => entry.path === moduleKeyPath);
+  if (key === undefined) return null;
+  if (key.kind !== 'file') return 'not a regular file (a link or a directory)';
+  return moduleKeyProblem(new TextDecoder().decode(key.data));
 }
 
 /** Validates a module package; returns the warnings, throws with every error. */
@@ -43,7 +57,14 @@ export function checkPackage(
   };
   const loaded = loadUserconfig(text, options);
   const lines = loaded.problems.map(formatProblem);
-  if (!loaded.ok) throw new ModuleAdminError(`configuration of ${module} refused:\n${lines.join('\n')}`);
+  // A bad key would only show when the nodes first connect: say it before anything changes.
+  const keyProblem = packageKeyProblem(modulePackage);
+  if (keyProblem !== null)
+    lines.push(
+      `${origin}/${moduleKeyPath}: error: module encryption key: ${keyProblem} (make one with: hakit module genkey -m ${module})`,
+    );
+  if (!loaded.ok || keyProblem !== null)
+    throw new ModuleAdminError(`configuration of ${module} refused:\n${lines.join('\n')}`);
   return lines;
 }
 
@@ -230,13 +251,38 @@ export class ModuleAdmin {
       .map(([module, id]) => `${module} ${id}`);
   }
 
-  /** Signature of the applied and of the edited configuration (confinfo). */
+  /** Signature of the applied and of the edited configuration and encryption key (confinfo). */
   confinfo(module: string): string {
     const describe = (file: string) =>
       existsSync(file) ? `${file} (signature ${signatureOf(readFileSync(file))})` : `${file} (missing)`;
+    const describeKey = (file: string) => {
+      if (!existsSync(file)) return 'none';
+      const text = readFileSync(file, 'utf8');
+      return moduleKeyProblem(text) === null
+        ? `signature ${moduleKeySignature(text)}`
+        : `${file} is not a key: ${moduleKeyProblem(text)}`;
+    };
     return [
       `applied: ${describe(join(this.runtimeDir(module), 'conf', 'userconfig.xml'))}`,
       `edited:  ${describe(join(this.editableDir(module), 'conf', 'userconfig.xml'))}`,
+      `encryption key applied: ${describeKey(join(this.runtimeDir(module), ...moduleKeyPath.split('/')))}`,
+      `encryption key edited:  ${describeKey(editableModuleKeyFile(this.paths.modulesDir, module))}`,
     ].join('\n');
+  }
+
+  /** `module genkey -m AM`: a new key in the editable module; `config` applies it. */
+  genkey(module: string): string {
+    assertModuleName(module);
+    if (!existsSync(join(this.editableDir(module), 'conf')))
+      throw new ModuleAdminError(`module ${module} is not installed (no ${this.editableDir(module)}/conf)`);
+    return generateModuleKey(this.paths.modulesDir, module);
+  }
+
+  /** `module delkey -m AM`: removes the editable module's key; `config` turns encryption off. */
+  delkey(module: string): string {
+    assertModuleName(module);
+    if (!existsSync(this.editableDir(module)))
+      throw new ModuleAdminError(`module ${module} is not installed (no ${this.editableDir(module)})`);
+    return deleteModuleKey(this.paths.modulesDir, module);
   }
 }

@@ -66,4 +66,9 @@ export interface ModuleRuntimeConfig {
   mirror: MirrorRuntime | null;
   /** Farm modules with a <farm> lan: membership, load balancing, VIPs (farm-runtime.ts). */
   farm?: FarmRuntime | null;
+  /**
+   * Module encryption (`conf/modulekey.dat` applied): the key's signature (module-key.ts), so a
+   * new key counts as a change; absent: no key, encryption off.
+   */
+  encryptionKeySignature?: string;
 }

@@ -34,8 +34,14 @@ import { FarmModuleDriver, type FarmTrafficAction } from './farm-driver.ts';
 import { MirrorReplication } from './mirror-replication.ts';
 import { dynamicUpdatePlan, updateRefusal } from './dynamic-update.ts';
 
-/** How long a node becoming primary waits for the previous holder to release the VIP. */
-const vipConflictWaitMs = 10_000;
+/**
+ * How long a node becoming primary waits for the previous holder to release the VIP. A SIGKILLed
+ * or crashed hakitd leaves its VIP until hakitd-supervisor restarts it (immediately the first
+ * time, after up to 30 s of back-off when it keeps dying) and the new daemon drops it: waiting
+ * past that keeps the new primary from giving up (ip_failure, stopstart) on a peer that is about
+ * to let go. Seen in the failover benchmark: repeated kills, 8 s back-off, takeover abandoned.
+ */
+const vipConflictWaitMs = 35_000;
 const vipConflictRetryMs = 250;
 /** Each witness of <splitbrain> gets one ping with this timeout when the heartbeats are lost. */
 const splitBrainPingMs = 1_000;
@@ -291,6 +297,15 @@ export class ModuleSupervisor {
     for (const [key, value] of Object.entries(this.settings)) {
       this.resources = setResource(this.resources, `usersetting.${key}`, value, 'hakitd', this.nowMs()).table;
     }
+    // Not a toggle: whether the applied module has its encryption key (module genkey, then config).
+    const encryption = this.config.encryptionKeySignature === undefined ? 'off' : 'on';
+    this.resources = setResource(
+      this.resources,
+      'usersetting.encryption',
+      encryption,
+      'hakitd',
+      this.nowMs(),
+    ).table;
     for (const watchClass of this.customClassesEnabled) this.errd?.setCustomClass(watchClass, true);
     this.errd?.setSuspended(this.settings.errd === 'off');
     this.checkers.setSuspended(this.settings.checker === 'off');

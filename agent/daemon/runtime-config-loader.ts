@@ -8,6 +8,7 @@ import type { CustomCheckerSpec } from '../checkers/custom-checkers.ts';
 import type { ErrdWatchConfig } from '../checkers/errd-monitor.ts';
 import type { Checker, ModuleConfig } from '../config/model.ts';
 import { formatProblem } from '../config/problems.ts';
+import { moduleKeyPath } from '../config/module-package.ts';
 import { loadUserconfig } from '../config/userconfig.ts';
 import type { ActivityClass } from '../core/job.ts';
 import { compileFailover } from '../core/rule-compiler.ts';
@@ -20,6 +21,7 @@ import type { VipSpec } from '../net/vip.ts';
 import { clusterFile, clusterKeyFile, readClusterForValidation } from './cluster-files.ts';
 import type { NodePaths } from './paths.ts';
 import { farmRuntimeOf, type FarmRuntime } from './farm-runtime.ts';
+import { moduleKeySignature, readModuleKeyFile } from './module-key.ts';
 
 export class ModuleConfigError extends Error {
   override name = 'ModuleConfigError';
@@ -288,7 +290,7 @@ export function mirrorRuntimeOf(
  * format, mode 600); its replication stream then runs in TLS (docs/replication.md).
  */
 export function moduleKeyFileOf(paths: NodePaths, module: string): string | undefined {
-  const file = join(paths.runtimeModulesDir, module, 'conf', 'modulekey.dat');
+  const file = join(paths.runtimeModulesDir, module, ...moduleKeyPath.split('/'));
   return existsSync(file) ? file : undefined;
 }
 
@@ -298,6 +300,17 @@ export function userconfigFile(paths: NodePaths, module: string): string {
 
 /** Loads and checks an applied module; throws ModuleConfigError listing every error. */
 export function loadRuntimeConfig(paths: NodePaths, module: string, id: number): ModuleRuntimeConfig {
+  const config = loadModuleRuntime(paths, module, id);
+  const keyFile = moduleKeyFileOf(paths, module);
+  if (keyFile === undefined) return config;
+  try {
+    return { ...config, encryptionKeySignature: moduleKeySignature(readModuleKeyFile(keyFile, module)) };
+  } catch (error) {
+    throw new ModuleConfigError(`module ${module}: ${(error as Error).message}`);
+  }
+}
+
+function loadModuleRuntime(paths: NodePaths, module: string, id: number): ModuleRuntimeConfig {
   const file = userconfigFile(paths, module);
   if (!existsSync(file))
     throw new ModuleConfigError(`module ${module} is not configured: ${file} is missing`);
