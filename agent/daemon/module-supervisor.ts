@@ -975,8 +975,7 @@ export class ModuleSupervisor {
         // the checkers of the new state were switched on.
         this.evaluateRulesNow(false);
         if (verb === 'start' && this.link !== null && this.driver.view().state === 'STOP') {
-          const view = this.link.recheckLostPeer(event.nowMs);
-          if (view !== null) this.apply({ type: 'peer', view, nowMs: event.nowMs });
+          this.apply({ type: 'peer', view: this.link.peerViewForStart(event.nowMs), nowMs: event.nowMs });
         }
         const outcome = this.apply(event);
         if (outcome.accepted && verb === 'start') {
