@@ -278,7 +278,10 @@ export class Interceptor implements FuseOperations {
         return errnoOf(error);
       }
     }
-    const written = await replicator.submit(
+    // The frame goes out before the local write (it needs only the buffer); a failed or short
+    // local write is then corrected on the secondary (correctiveOps).
+    const written = await replicator.submitAhead(
+      { op: { kind: 'write', path: this.wire(path), offset, data: buffer.subarray(0, length) } },
       async () => {
         try {
           return await localWrite();
@@ -286,6 +289,7 @@ export class Interceptor implements FuseOperations {
           return errnoOf(error);
         }
       },
+      async (bytes) => (bytes === length ? [] : this.correctiveOps(path, fh, offset, length)),
       (bytes): Described | undefined =>
         bytes > 0
           ? { op: { kind: 'write', path: this.wire(path), offset, data: buffer.subarray(0, bytes) } }
@@ -300,6 +304,40 @@ export class Interceptor implements FuseOperations {
       );
     }
     return written;
+  }
+
+  /**
+   * After a write of [offset, offset + length) was sent but failed or was short locally: what
+   * makes the secondary's copy equal to the primary's again. The secondary had the primary's size
+   * and bytes before the write; it now has the whole range, so it gets the primary's size (a
+   * truncate, when the range went past the primary's end) and the primary's bytes of the range.
+   * Read under the operation lock: nothing else changes the file meanwhile. Throws when the range
+   * cannot be read back (the caller then drops the secondary for a resync of the range).
+   */
+  private async correctiveOps(
+    path: string,
+    fh: number,
+    offset: number,
+    length: number,
+  ): Promise<Described[]> {
+    const size = Number((await cb<fs.BigIntStats>((done) => fs.fstat(fh, { bigint: true }, done))).size);
+    const wirePath = this.wire(path);
+    const ops: Described[] = [];
+    if (offset + length > size) ops.push({ op: { kind: 'truncate', path: wirePath, size } });
+    const end = Math.min(offset + length, size);
+    if (end > offset) {
+      const data = Buffer.allocUnsafe(end - offset);
+      let read = 0;
+      while (read < data.length) {
+        const bytes = await cb<number>((done) =>
+          fs.read(fh, data, read, data.length - read, offset + read, done),
+        );
+        if (bytes <= 0) throw new Error(`read back ${path} at ${offset + read}: end of file before ${end}`);
+        read += bytes;
+      }
+      ops.push({ op: { kind: 'write', path: wirePath, offset, data } });
+    }
+    return ops;
   }
 
   async release(path: string, fh: number): Promise<Errno> {

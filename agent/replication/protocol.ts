@@ -364,10 +364,27 @@ export function encodeOp(op: Op, fixes: readonly TimeFix[] = []): Buffer {
       writer.u8(op.full ? 1 : 0);
       break;
   }
+  return writeFixes(writer, fixes).toBuffer();
+}
+
+function writeFixes(writer: BodyWriter, fixes: readonly TimeFix[]): BodyWriter {
   if (fixes.length > 255) throw new ProtocolError(`${fixes.length} time fixes over 255`);
   writer.u8(fixes.length);
   for (const fix of fixes) writer.string(fix.path).i64(fix.mtimeNs);
-  return writer.toBuffer();
+  return writer;
+}
+
+/**
+ * The bytes of `encodeOp` as buffers to send in order: a write's data is its own part, not
+ * copied into the body (a copy of every 128 KiB FUSE request less on the primary's critical
+ * path). Other operations are one part.
+ */
+export function encodeOpParts(op: Op, fixes: readonly TimeFix[] = []): Buffer[] {
+  if (op.kind !== 'write') return [encodeOp(op, fixes)];
+  if (op.data.length > frameDataBytesMax)
+    throw new ProtocolError(`payload of ${op.data.length} bytes over ${frameDataBytesMax}`);
+  const head = new BodyWriter().u8(opCodes.write).string(op.path).u64(op.offset).u32(op.data.length);
+  return [head.toBuffer(), op.data, writeFixes(new BodyWriter(16), fixes).toBuffer()];
 }
 
 export interface DecodedOp {
@@ -471,16 +488,27 @@ export function decodeOp(body: Buffer): DecodedOp {
 
 /** Header + body as two buffers (no copy of a large payload). */
 export function encodeFrame(type: FrameTypeCode, seq: bigint, body: Buffer, flags = 0): [Buffer, Buffer] {
-  if (body.length > frameBodyBytesMax)
-    throw new ProtocolError(`frame body of ${body.length} bytes over ${frameBodyBytesMax}`);
+  return [frameHeaderOf(type, seq, [body], flags), body];
+}
+
+/** The header of a frame whose body is `parts` in order (CRC chained over the parts, no copy). */
+export function frameHeaderOf(type: FrameTypeCode, seq: bigint, parts: readonly Buffer[], flags = 0): Buffer {
+  let bodyBytes = 0;
+  let crc = 0;
+  for (const part of parts) {
+    bodyBytes += part.length;
+    crc = crc32(part, crc);
+  }
+  if (bodyBytes > frameBodyBytesMax)
+    throw new ProtocolError(`frame body of ${bodyBytes} bytes over ${frameBodyBytesMax}`);
   const header = Buffer.allocUnsafe(frameHeaderBytes);
-  header.writeUInt32LE(body.length, 0);
+  header.writeUInt32LE(bodyBytes, 0);
   header.writeUInt8(type, 4);
   header.writeUInt8(flags, 5);
   header.writeUInt16LE(0, 6);
   header.writeBigUInt64LE(seq, 8);
-  header.writeUInt32LE(crc32(body), 16);
-  return [header, body];
+  header.writeUInt32LE(crc, 16);
+  return header;
 }
 
 const frameTypeCodes = new Set<number>(Object.values(FrameType));
@@ -530,7 +558,7 @@ export class FrameDecoder {
   private peek(bytes: number): Buffer {
     const first = this.pending[0] as Buffer;
     if (first.length >= bytes) return first.subarray(0, bytes);
-    return Buffer.concat(this.pending, this.pendingBytes).subarray(0, bytes);
+    return this.copyOut(bytes, false);
   }
 
   private take(bytes: number): Buffer {
@@ -542,11 +570,27 @@ export class FrameDecoder {
       this.pendingBytes -= bytes;
       return out;
     }
-    const all = Buffer.concat(this.pending, this.pendingBytes);
-    const out = all.subarray(0, bytes);
-    const rest = all.subarray(bytes);
-    this.pending = rest.length > 0 ? [rest] : [];
-    this.pendingBytes = rest.length;
+    return this.copyOut(bytes, true);
+  }
+
+  /**
+   * The first `bytes` pending bytes in one buffer: copies exactly those (a frame spanning socket
+   * reads), not every pending chunk; with `consume` they leave the queue, the rest stays as is.
+   */
+  private copyOut(bytes: number, consume: boolean): Buffer {
+    const out = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    let index = 0;
+    while (at < bytes) {
+      const chunk = this.pending[index] as Buffer;
+      const used = Math.min(chunk.length, bytes - at);
+      chunk.copy(out, at, 0, used);
+      at += used;
+      if (!consume) index += 1;
+      else if (used === chunk.length) this.pending.shift();
+      else this.pending[0] = chunk.subarray(used);
+    }
+    if (consume) this.pendingBytes -= bytes;
     return out;
   }
 }

@@ -29,11 +29,12 @@ import {
   decodeSumsReply,
   decodeText,
   decodeWelcome,
-  encodeFrame,
   encodeDirRequest,
+  encodeFrame,
   encodeHello,
-  encodeOp,
+  encodeOpParts,
   encodeSumsRequest,
+  frameHeaderOf,
   isBarrier,
   protocolVersion,
 } from './protocol.ts';
@@ -487,15 +488,16 @@ export class Replicator extends EventEmitter {
     }
   }
 
-  private writeFrame(type: FrameTypeCode, seq: bigint, body: Buffer): void {
+  /** One frame whose body is `parts` in order; corked, so the parts leave in one writev. */
+  private writeFrame(type: FrameTypeCode, seq: bigint, ...parts: Buffer[]): void {
     const socket = this.socket;
     if (socket === undefined) throw new Error('no stream');
-    const [header, payload] = encodeFrame(type, seq, body);
+    const header = frameHeaderOf(type, seq, parts);
     socket.cork();
     socket.write(header);
-    socket.write(payload);
+    for (const part of parts) socket.write(part);
     socket.uncork();
-    this.counters.bytesSent += header.length + payload.length;
+    this.counters.bytesSent += header.length + parts.reduce((sum, part) => sum + part.length, 0);
   }
 
   /** Drops the secondary: journal what it may have missed, go ALONE, retry later. */
@@ -564,6 +566,70 @@ export class Replicator extends EventEmitter {
   }
 
   /**
+   * Like `submit`, for an operation whose frame depends only on the caller's input (a write: the
+   * data is the application's buffer), so it can go out before the local apply: the secondary's
+   * round trip overlaps the local write instead of following it. Both stay under the operation
+   * lock, so the stream order is still the order the primary's tree saw.
+   *
+   * The frame carries what the primary meant to do; when the local apply did something else (a
+   * failed or short write), `correct` returns the operations that bring the secondary back to the
+   * primary's state (queued after the frame, still under the lock; the call returns once they are
+   * acknowledged, so after an error return the secondary holds nothing the primary does not). If
+   * `correct` throws (the primary cannot even read its own range back), the secondary is dropped
+   * with `ahead`'s journal records: it is no longer up to date, and the reintegration resends the
+   * range as the primary has it. Without a stream this is `submit(applyLocally, describeAfter)`.
+   */
+  async submitAhead<R>(
+    ahead: Described,
+    applyLocally: () => Promise<R>,
+    correct: (result: R) => Promise<readonly Described[]>,
+    describeAfter: (result: R) => Described | undefined,
+    touched: readonly string[] = [],
+  ): Promise<R> {
+    if (this.fencedReason !== undefined) throw new FencedError(`replication fenced: ${this.fencedReason}`);
+    let acknowledged: Promise<unknown> | undefined;
+    const result = await this.lock.run(async () => {
+      if (this.fencedReason !== undefined) throw new FencedError(`replication fenced: ${this.fencedReason}`);
+      if (this.socket === undefined) {
+        const local = await applyLocally();
+        const described = describeAfter(local);
+        if (described !== undefined) acknowledged = (await this.enqueue(described)).acked;
+        return local;
+      }
+      if (touched.length > 0) await this.options.activity.touch(touched);
+      const sent = (await this.enqueue(ahead)).acked;
+      // The stream may hold data the primary does not have and cannot tell: resync the range.
+      const resyncRange = async (error: unknown) => {
+        const records = recordsOf(ahead);
+        await this.drop(`local apply failed and could not be corrected: ${(error as Error).message}`);
+        await this.markJournalActive();
+        await this.options.journal.append(records);
+        acknowledged = sent;
+      };
+      let local: R;
+      try {
+        local = await applyLocally();
+      } catch (error) {
+        await resyncRange(error);
+        throw error;
+      }
+      let corrections: readonly Described[];
+      try {
+        corrections = await correct(local);
+      } catch (error) {
+        await resyncRange(error);
+        return local;
+      }
+      const acks = [sent];
+      for (const item of corrections) acks.push((await this.enqueue(item)).acked);
+      acknowledged = Promise.all(acks);
+      return local;
+    });
+    if (acknowledged !== undefined) await acknowledged;
+    return result;
+  }
+
+  /**
    * Under the lock: waits for room in the window, then queues on the stream (or journals). The
    * returned `acked` resolves when acknowledged or journaled; it is wrapped so that awaiting this
    * method (under the lock) never waits for the acknowledgement. Waiting for room must happen
@@ -571,8 +637,9 @@ export class Replicator extends EventEmitter {
    * single room waiter would lose a wake-up (a reintegration stalled for good that way).
    */
   private async enqueue(described: Described): Promise<{ acked: Promise<void> }> {
-    const body = encodeOp(described.op, described.fixes ?? []);
-    await this.waitForRoom(body.length);
+    const parts = encodeOpParts(described.op, described.fixes ?? []);
+    const bodyBytes = parts.reduce((sum, part) => sum + part.length, 0);
+    await this.waitForRoom(bodyBytes);
     if (this.socket === undefined) {
       await this.markJournalActive();
       this.counters.opsJournaled += 1;
@@ -583,10 +650,10 @@ export class Replicator extends EventEmitter {
     const acknowledged = new Promise<void>((resolvePromise) => (resolveAck = resolvePromise));
     const entry: InflightEntry<Pending> = this.window.push(
       { described, resolve: resolveAck },
-      body.length,
+      bodyBytes,
       Date.now(),
     );
-    this.writeFrame(FrameType.op, entry.seq, body);
+    this.writeFrame(FrameType.op, entry.seq, ...parts);
     this.counters.opsSent += 1;
     if (described.op.kind === 'write') this.counters.dataBytesSent += described.op.data.length;
     return { acked: acknowledged };

@@ -205,13 +205,16 @@ export class SecondaryServer extends EventEmitter {
     const tracker = new AckTracker(this.options.asyncMode === 'none' ? 'applied' : 'received');
     let ackSent = 0n;
     let ackScheduled = false;
-    const flushAck = () => {
-      ackScheduled = false;
+    const ackNow = () => {
       const ackable = tracker.ackable();
       if (ackable > ackSent) {
         ackSent = ackable;
         send(FrameType.ack, ackable, Buffer.alloc(0));
       }
+    };
+    const flushAck = () => {
+      ackScheduled = false;
+      ackNow();
     };
     const scheduleAck = () => {
       if (!ackScheduled) {
@@ -438,7 +441,10 @@ export class SecondaryServer extends EventEmitter {
         paused = true;
         socket.pause();
       }
-      scheduleAck();
+      // What this read completed is acknowledged at once (async="second": on receipt), one
+      // cumulative ack per read, not deferred to a later turn of the event loop: a single writer
+      // waits for exactly this ack. Applied operations are acknowledged in batches (scheduleAck).
+      ackNow();
       void drain();
     });
     socket.on('error', () => undefined);

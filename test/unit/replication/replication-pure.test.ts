@@ -19,7 +19,9 @@ import {
   encodeDirRequest,
   encodeFrame,
   encodeOp,
+  encodeOpParts,
   encodeWelcome,
+  frameHeaderOf,
   isSafeRelativePath,
 } from '../../../agent/replication/protocol.ts';
 import { RangeSet } from '../../../agent/replication/range-set.ts';
@@ -51,6 +53,17 @@ describe('replication protocol', () => {
       const decoded = decodeOp(encodeOp(op, fixes));
       assert.deepEqual(decoded.op, op);
       assert.deepEqual(decoded.fixes, fixes);
+    }
+  });
+
+  test('a write sent as parts (data not copied) is the same frame as encodeOp makes', () => {
+    for (const op of ops) {
+      const fixes = [{ path: '/0', mtimeNs: 42n }];
+      const parts = encodeOpParts(op, fixes);
+      const body = encodeOp(op, fixes);
+      assert.ok(Buffer.concat(parts).equals(body), op.kind);
+      if (op.kind === 'write') assert.equal(parts[1], op.data, 'the data is sent as given');
+      assert.ok(frameHeaderOf(FrameType.op, 7n, parts).equals(encodeFrame(FrameType.op, 7n, body)[0]));
     }
   });
 
