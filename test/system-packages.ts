@@ -28,6 +28,7 @@ export const allSystemPackages: readonly SystemPackage[] = [
   { name: 'fuse', why: 'FUSE mounts for real-time replication' },
   { name: 'libfuse-dev', why: 'building the FUSE binding' },
   { name: 'chromium', why: 'browser end-to-end tests of the console' },
+  { name: 'sqlite3', why: 'the SQLite workload of the replication Jepsen-style check' },
 ];
 
 export class MissingSystemPackagesError extends Error {

@@ -668,7 +668,12 @@ export class Replicator extends EventEmitter {
       const acks: Promise<void>[] = [];
       for (const item of described) {
         if (item.op.kind === 'write') this.counters.resyncBytesSent += item.op.data.length;
-        acks.push((await this.enqueue(item)).acked);
+        // Nothing to journal if the peer does not get it: the journal that planned this resync is
+        // kept until the resync succeeds. Journaling the resync's own operations on a drop broke
+        // it: a replayed `create` of a renamed file replaced the file's entry (its ranges) with an
+        // empty one, and the next reintegration left the file empty on the peer (acknowledged
+        // writes lost; found by the Jepsen check, hakitd killed on the secondary mid-reintegration).
+        acks.push((await this.enqueue({ ...item, records: [] })).acked);
       }
       return { acked: Promise.all(acks).then(() => undefined) };
     });
