@@ -514,7 +514,13 @@ describe('jepsen-style check: acknowledged writes survive faults', { skip, timeo
     const changedBytes = await rewriteBig(primary, 2);
     assert.equal((await mirror.cli(secondary, 'start -m web')).code, 0);
     await eventually(healthy, 90_000, states);
-    const sentBytes = Number(await resource(primary, 'rfs.lastResyncBytesSent'));
+    // The rfs.* counters reach the daemon with the data path's periodic status, after the pair
+    // shows healthy: until then they still describe the previous resync (CI read its 0 once).
+    let sentBytes = Number(await resource(primary, 'rfs.lastResyncBytesSent'));
+    for (const deadlineMs = Date.now() + 15_000; sentBytes < changedBytes && Date.now() < deadlineMs;) {
+      await sleep(500);
+      sentBytes = Number(await resource(primary, 'rfs.lastResyncBytesSent'));
+    }
     const fullCompare = await resource(primary, 'rfs.lastResyncFull');
     console.log(
       `jepsen: reintegration after ${changedBytes} bytes changed in a ${bigMib} MiB file sent ${sentBytes} bytes ` +
