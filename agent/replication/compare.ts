@@ -9,8 +9,17 @@
 import { constants, promises as fsp, lstatSync } from 'node:fs';
 import type { DirEntrySums, PathSums } from './protocol.ts';
 import type { Replicator } from './replicator.ts';
-import type { LocalAttrs, SyncReport, SyncSource } from './resync.ts';
-import { Resync, absOf, childOf, isReplicated, missingSums } from './resync.ts';
+import {
+  Resync,
+  absOf,
+  attrsOf,
+  childOf,
+  isReplicated,
+  missingSums,
+  type LocalAttrs,
+  type SyncReport,
+  type SyncSource,
+} from './resync.ts';
 import {
   blockBytesFor,
   digestOf,
@@ -193,14 +202,7 @@ export async function fullSync(replicator: Replicator, source: SyncSource): Prom
     const root = joinRoot(index, '/');
     const stat = lstatSync(absOf(source, root), { bigint: true });
     const remote = await replicator.remoteSums(root, 0, source.readXattrs !== undefined);
-    const local: LocalAttrs = {
-      type: 'dir',
-      size: 0,
-      mode: Number(stat.mode),
-      uid: Number(stat.uid),
-      gid: Number(stat.gid),
-      mtimeNs: stat.mtimeNs,
-    };
+    const local: LocalAttrs = { ...attrsOf(stat), type: 'dir', size: 0 };
     if (
       remote.type !== 'dir' ||
       !resync.sameMetadata(root, local, remote) ||
@@ -353,13 +355,10 @@ export async function verifyTrees(
     const stat = lstatSync(absOf(source, root), { bigint: true });
     const xattrs = source.readXattrs;
     const local: DirEntrySums = {
+      ...attrsOf(stat),
       name: '',
       type: 'dir',
       size: 0,
-      mode: Number(stat.mode),
-      uid: Number(stat.uid),
-      gid: Number(stat.gid),
-      mtimeNs: stat.mtimeNs,
       target: '',
       sums: undefined,
       xattrs: xattrs === undefined ? undefined : xattrSumsOf(xattrs(absOf(source, root))),
