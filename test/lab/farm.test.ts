@@ -173,17 +173,34 @@ describe('farm module on three lab nodes', { skip, timeout: 900_000 }, () => {
     const cutMs = Date.now();
     await labJson(['fault', '--name', lab, 'link', 'n3', 'down']);
     const cutDoneMs = Date.now();
-    const moved = await polling;
-    assert.ok(moved.atWallMs !== null, `n3's ports never served by n1/n2: ${JSON.stringify(moved)}`);
-    const failoverMs = moved.atWallMs - cutMs;
-    const two = mapOf(['n1', 'n2']);
-    const after = await farm.connect(
-      8080,
-      clientPorts.slice(0, 200).map((port) => ['', port] as const),
-    );
-    assert.ok(after.every((connection) => connection.servedBy === expectedOwner(two, connection, 'on_port')));
-    const backMs = Date.now();
-    await labJson(['fault', '--name', lab, 'link', 'n3', 'up']);
+    let backMs: number;
+    let failoverMs: number;
+    let moved: Awaited<typeof polling>;
+    try {
+      moved = await polling;
+      assert.ok(moved.atWallMs !== null, `n3's ports never served by n1/n2: ${JSON.stringify(moved)}`);
+      failoverMs = moved.atWallMs - cutMs;
+      // The first probe served elsewhere proves one node adopted the new view; the other may
+      // adopt it a few pulses later on a loaded host. Check the spread once both have.
+      await eventually(
+        () => allSeeMembers(['n1', 'n2'], 'n1 n2'),
+        10_000,
+        async () => `n1: ${await farm.state('n1')}; n2: ${await farm.state('n2')}`,
+      );
+      const two = mapOf(['n1', 'n2']);
+      const after = await farm.connect(
+        8080,
+        clientPorts.slice(0, 200).map((port) => ['', port] as const),
+      );
+      const wrong = after.filter(
+        (connection) => connection.servedBy !== expectedOwner(two, connection, 'on_port'),
+      );
+      assert.equal(wrong.length, 0, JSON.stringify(wrong.slice(0, 5)));
+    } finally {
+      // Later tests need all three nodes: bring the link back even when a check above failed.
+      backMs = Date.now();
+      await labJson(['fault', '--name', lab, 'link', 'n3', 'up']);
+    }
     await eventually(
       () => allSeeMembers(['n1', 'n2', 'n3'], 'n1 n2 n3'),
       20_000,
@@ -325,19 +342,31 @@ describe('farm module on three lab nodes', { skip, timeout: 900_000 }, () => {
     const cutMs = Date.now();
     await labJson(['fault', '--name', lab, 'link', 'n1', 'down']);
     const cutDoneMs = Date.now();
-    const moved = await polling;
-    assert.ok(moved.atWallMs !== null, `never served by n2/n3 only: ${JSON.stringify(moved)}`);
-    const after = await farm.connect(
-      9080,
-      farm.freshPorts(() => true, 150).map((port) => ['', port] as const),
-      20,
-      farm.vipDirected,
-    );
-    assert.ok(
-      after.every((connection) => connection.servedBy === expectedOwner(two, connection, 'on_port')),
-      JSON.stringify(countBy(after)),
-    );
-    await labJson(['fault', '--name', lab, 'link', 'n1', 'up']);
+    let moved: Awaited<typeof polling>;
+    try {
+      moved = await polling;
+      assert.ok(moved.atWallMs !== null, `never served by n2/n3 only: ${JSON.stringify(moved)}`);
+      // As above: both survivors adopt the view a few pulses apart on a loaded host.
+      await eventually(
+        async () =>
+          /membership n2 n3,/.test(await farm.state('n2', 'farmd')) &&
+          /membership n2 n3,/.test(await farm.state('n3', 'farmd')),
+        10_000,
+        async () => `n2: ${await farm.state('n2', 'farmd')}; n3: ${await farm.state('n3', 'farmd')}`,
+      );
+      const after = await farm.connect(
+        9080,
+        farm.freshPorts(() => true, 150).map((port) => ['', port] as const),
+        20,
+        farm.vipDirected,
+      );
+      assert.ok(
+        after.every((connection) => connection.servedBy === expectedOwner(two, connection, 'on_port')),
+        JSON.stringify(countBy(after)),
+      );
+    } finally {
+      await labJson(['fault', '--name', lab, 'link', 'n1', 'up']);
+    }
     await eventually(
       async () => /membership n1 n2 n3/.test(await farm.state('n2', 'farmd')),
       30_000,
