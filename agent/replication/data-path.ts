@@ -147,6 +147,7 @@ export class DataPath extends EventEmitter {
   private replicator: Replicator | undefined;
   private secondary: SecondaryServer | undefined;
   private mounts: FuseMount[] = [];
+  private interceptors: Interceptor[] = [];
   private roMounted: string[] = [];
   private privateDirs: string[] = [];
   private lastReport: SyncReport | undefined;
@@ -301,6 +302,7 @@ export class DataPath extends EventEmitter {
         });
         await mount.mount();
         this.mounts.push(mount);
+        this.interceptors.push(interceptor);
       }
     }
     this.role = 'primary';
@@ -370,8 +372,12 @@ export class DataPath extends EventEmitter {
   /** Stops; a busy FUSE or read-only mount is reported (BusyError) unless `force`. */
   async stop(force = false): Promise<void> {
     if (this.role === 'primary') {
-      // First: no write may be acknowledged from here on (open files outlive a lazy unmount).
-      this.replicator?.fence('the primary role is being given up');
+      // First: no write may be acknowledged from here on (open files outlive a lazy unmount);
+      // the times of files still open for writing follow, as their releases would have sent.
+      const interceptors = this.interceptors;
+      await this.replicator?.fenceWithFinal('the primary role is being given up', async () =>
+        (await Promise.all(interceptors.map((interceptor) => interceptor.pendingTimeFixes()))).flat(),
+      );
       for (const mount of [...this.mounts].reverse()) {
         try {
           await mount.unmount(false);
@@ -381,6 +387,7 @@ export class DataPath extends EventEmitter {
         }
       }
       this.mounts = [];
+      this.interceptors = [];
       await this.replicator?.stop();
       this.replicator = undefined;
     }

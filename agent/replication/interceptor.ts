@@ -50,6 +50,8 @@ const cb = <T>(run: (done: (error: NodeJS.ErrnoException | null, value?: T) => v
 interface OpenFile {
   readonly syncWrites: boolean;
   written: boolean;
+  /** The name of the last write (a rename may have moved it since; see pendingTimeFixes). */
+  writtenPath: string;
 }
 
 export interface InterceptorOptions {
@@ -88,6 +90,14 @@ export class Interceptor implements FuseOperations {
     } catch {
       return [];
     }
+  }
+
+  /**
+   * A new name's own times and its directory's: the secondary made it with its own clock, and a
+   * new file may never be written (or its first write fenced), so release would not align it.
+   */
+  private async createdFixes(path: string): Promise<TimeFix[]> {
+    return [...(await this.mtimeFix(path)), ...(await this.mtimeFix(parentOf(path)))];
   }
 
   /** Applies locally; replicates when the path is replicated; returns 0 or -errno. */
@@ -195,6 +205,7 @@ export class Interceptor implements FuseOperations {
     this.files.set(fh, {
       syncWrites: (flags & (constants.O_SYNC | constants.O_DSYNC)) !== 0,
       written: false,
+      writtenPath: '',
     });
     return fh;
   }
@@ -235,7 +246,7 @@ export class Interceptor implements FuseOperations {
             uid: stat.uid,
             gid: stat.gid,
           },
-          fixes: await this.mtimeFix(parentOf(path)),
+          fixes: await this.createdFixes(path),
         };
       },
     );
@@ -268,7 +279,10 @@ export class Interceptor implements FuseOperations {
     offset: number,
   ): Promise<number | Errno> {
     const file = this.files.get(fh);
-    if (file !== undefined) file.written = true;
+    if (file !== undefined) {
+      file.written = true;
+      file.writtenPath = path;
+    }
     const replicator = this.options.replicator;
     const localWrite = () => cb<number>((done) => fs.write(fh, buffer, 0, length, offset, done));
     if (replicator === undefined || !this.replicated(path)) {
@@ -338,6 +352,25 @@ export class Interceptor implements FuseOperations {
       ops.push({ op: { kind: 'write', path: wirePath, offset, data } });
     }
     return ops;
+  }
+
+  /**
+   * The times release would have aligned, for every file written and still open: sent when the
+   * primary role is given up (the mount is fenced from then on, so those releases replicate
+   * nothing) so the new primary's times are this node's. A file renamed since its last write is
+   * looked up under its old name: absent, nothing is sent; another file there, that file's own
+   * times are sent, which is still right for that name.
+   */
+  async pendingTimeFixes(): Promise<Described[]> {
+    const pending: Described[] = [];
+    for (const file of this.files.values()) {
+      if (!file.written || !this.replicated(file.writtenPath)) continue;
+      file.written = false;
+      const fixes = await this.mtimeFix(file.writtenPath);
+      if (fixes.length > 0)
+        pending.push({ op: { kind: 'fsync', path: this.wire(file.writtenPath), dataOnly: true }, fixes });
+    }
+    return pending;
   }
 
   async release(path: string, fh: number): Promise<Errno> {
@@ -498,7 +531,7 @@ export class Interceptor implements FuseOperations {
             uid: stat.uid,
             gid: stat.gid,
           },
-          fixes: await this.mtimeFix(parentOf(path)),
+          fixes: await this.createdFixes(path),
         };
       },
     );
@@ -523,7 +556,7 @@ export class Interceptor implements FuseOperations {
             uid: stat.uid,
             gid: stat.gid,
           },
-          fixes: await this.mtimeFix(parentOf(path)),
+          fixes: await this.createdFixes(path),
         };
       },
     );
@@ -541,7 +574,7 @@ export class Interceptor implements FuseOperations {
         const stat = await fsp.lstat(this.real(path));
         return {
           op: { kind: 'symlink', path: this.wire(path), target, uid: stat.uid, gid: stat.gid },
-          fixes: [...(await this.mtimeFix(path)), ...(await this.mtimeFix(parentOf(path)))],
+          fixes: await this.createdFixes(path),
         };
       },
     );

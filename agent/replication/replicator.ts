@@ -257,6 +257,23 @@ export class Replicator extends EventEmitter {
     this.fencedReason ??= reason;
   }
 
+  /**
+   * `fence`, then a last word: once the mutations under way are done (the operation lock), the
+   * operations `final` describes (times the fenced releases can no longer send) are queued past
+   * the fence, and this returns when they are acknowledged or journaled (the stream's own
+   * timeouts bound the wait). Without it a handover left the new primary with its own clock's
+   * times on files the application was still writing.
+   */
+  async fenceWithFinal(reason: string, final: () => Promise<readonly Described[]>): Promise<void> {
+    this.fence(reason);
+    if (this.stopped) return;
+    const acks: Promise<void>[] = [];
+    await this.lock.run(async () => {
+      for (const described of await final()) acks.push((await this.enqueue(described)).acked);
+    });
+    await Promise.all(acks);
+  }
+
   async stop(): Promise<void> {
     this.fence('stopped');
     this.stopped = true;

@@ -1,0 +1,123 @@
+// A handover must leave the new primary with the old primary's file times. The secondary applies
+// each operation with its own clock; the primary aligns a file's mtime at its release, and a new
+// name's with its creation. Found by the Jepsen check's kill during a swap: a file created and
+// never written, and a file still open for writing when the primary role was given up (its
+// release fenced), kept the secondary's times, and the trees differed after the swap.
+// The secondary runs in its own process (as in hakitd), stopped for 30 ms around each operation so
+// that it applies it a few clock ticks after the primary (ext4 times move in ticks of a few ms:
+// without the pause both often agree by chance). The primary's interceptor is called as the FUSE
+// thread would (no mount).
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { constants, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import type { DataPathConfig, DataPathEvent } from '../../../agent/replication/data-path.ts';
+import { DataPath } from '../../../agent/replication/data-path.ts';
+import { makePathFilter } from '../../../agent/replication/filter.ts';
+import { loadFuseAddon } from '../../../agent/replication/fuse/addon.ts';
+import { Interceptor } from '../../../agent/replication/interceptor.ts';
+import { ReplicationProcess } from '../../../agent/replication/process.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'hakit-rep-times-'));
+const load = loadFuseAddon();
+const skip = load.ok ? false : load.reason;
+const pauseMs = 30;
+
+function config(side: string, port: number): DataPathConfig {
+  return {
+    moduleName: 'am',
+    nodeName: side,
+    stateDir: join(root, `state-${side}`),
+    clusterKeyFile: join(root, 'cluster.key'),
+    dirs: [{ dir: join(root, `data-${side}`), exclusions: [] }],
+    port,
+    asyncMode: 'none',
+    acl: false,
+    locktimeoutMs: 10_000,
+    sendtimeoutMs: 5_000,
+    reiallowedbwBytesPerSec: 0,
+    noMounts: true,
+  };
+}
+
+const mtimeNs = (path: string) => statSync(path, { bigint: true }).mtimeNs;
+
+describe('file times across a handover', { skip, timeout: 120_000 }, () => {
+  const primaryDir = join(root, 'data-p');
+  const secondaryDir = join(root, 'data-s');
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  test('a new file never written, and a file open for writing at the fence, keep the primary times', async () => {
+    if (!load.ok) throw new Error(load.reason);
+    writeFileSync(join(root, 'cluster.key'), `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    mkdirSync(primaryDir);
+    mkdirSync(secondaryDir);
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const secondary = new ReplicationProcess(config('s', port), 30_000);
+    const primary = new DataPath(config('p', port));
+    await secondary.start();
+    try {
+      await secondary.startSecondary({ listenHost: '127.0.0.1' });
+      const upToDate = new Promise<void>((resolvePromise, reject) => {
+        const timer = setTimeout(() => reject(new Error('no secondary-up-to-date within 30 s')), 30_000);
+        primary.on('event', (event: DataPathEvent) => {
+          if (event.event !== 'secondary-up-to-date') return;
+          clearTimeout(timer);
+          resolvePromise();
+        });
+      });
+      await primary.startPrimary({ peerHost: '127.0.0.1', fullSync: false });
+      await upToDate;
+      const engine = primary.primaryEngine;
+      assert.ok(engine);
+      const pid = (secondary as unknown as { child?: { pid?: number } }).child?.pid;
+      assert.ok(pid, 'the secondary child runs');
+      /** Runs `operation` while the secondary is stopped for pauseMs: it applies ticks later. */
+      const late = async <T>(operation: () => Promise<T>): Promise<T> => {
+        process.kill(pid, 'SIGSTOP');
+        setTimeout(() => process.kill(pid, 'SIGCONT'), pauseMs);
+        return operation();
+      };
+      const interceptor = new Interceptor({
+        index: 0,
+        realDir: primaryDir,
+        replicator: engine,
+        filter: makePathFilter([]),
+        addon: load.addon,
+        acl: false,
+        warn: (message) => assert.fail(message),
+      });
+      const caller = { uid: 0, gid: 0, pid: process.pid };
+
+      // Created, never written, closed: its creation carries its times.
+      const empty = await late(() => interceptor.create('/empty', 0o644, constants.O_WRONLY, caller));
+      assert.ok(typeof empty === 'number' && empty >= 0, `create: ${empty}`);
+      assert.equal(await interceptor.release('/empty', empty), 0);
+      assert.equal(mtimeNs(join(secondaryDir, 'empty')), mtimeNs(join(primaryDir, 'empty')), 'created file');
+      assert.equal(mtimeNs(secondaryDir), mtimeNs(primaryDir), 'its directory');
+
+      // Written and still open when the role is given up: the fence sends what release would.
+      const open = await interceptor.create('/open', 0o644, constants.O_WRONLY, caller);
+      assert.ok(typeof open === 'number' && open >= 0, `create: ${open}`);
+      await new Promise((done) => setTimeout(done, pauseMs));
+      const data = randomBytes(4096);
+      assert.equal(await late(() => interceptor.write('/open', open, data, data.length, 0)), data.length);
+      assert.notEqual(
+        mtimeNs(join(secondaryDir, 'open')),
+        mtimeNs(join(primaryDir, 'open')),
+        'before the fence the secondary has its own clock (else this test shows nothing)',
+      );
+      await engine.fenceWithFinal('test handover', () => interceptor.pendingTimeFixes());
+      assert.equal(mtimeNs(join(secondaryDir, 'open')), mtimeNs(join(primaryDir, 'open')), 'open file');
+      // Its release comes after the fence: nothing more to send, and nothing fails.
+      assert.equal(await interceptor.release('/open', open), 0);
+      assert.deepEqual(await primary.verify(), []);
+    } finally {
+      await primary.stop(true);
+      await secondary.stop(true);
+      await secondary.close();
+    }
+  });
+});
