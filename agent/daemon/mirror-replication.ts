@@ -501,6 +501,7 @@ export class MirrorReplication {
     for (const name of [
       'lastResyncBytesSent',
       'lastResyncMs',
+      'lastResyncEndMs',
       'lastResyncFull',
       'lastResyncParallelMax',
       'streamEncryption',

@@ -17,7 +17,7 @@ import { FuseMount } from './fuse/fuse-mount.ts';
 import { Interceptor } from './interceptor.ts';
 import { ActivityLog, JournalFile, StateFile } from './journal-file.ts';
 import { bindPrivate, clearStaleMounts, mountReadOnly, privateDirOf, unmountReporting } from './mounts.ts';
-import { Replicator } from './replicator.ts';
+import { type Described, Replicator } from './replicator.ts';
 import type { Difference } from './compare.ts';
 import { fullSync, verifyTrees } from './compare.ts';
 import type { SyncReport, SyncSource } from './resync.ts';
@@ -151,6 +151,8 @@ export class DataPath extends EventEmitter {
   private roMounted: string[] = [];
   private privateDirs: string[] = [];
   private lastReport: SyncReport | undefined;
+  /** Wall clock at the end of the last resync: tells one resync's figures from the next's. */
+  private lastReportEndMs = 0;
   private forceFull = false;
 
   constructor(private readonly config: DataPathConfig) {
@@ -263,6 +265,7 @@ export class DataPath extends EventEmitter {
         this.lastReport = full
           ? await fullSync(replicatorNow, source)
           : await incrementalSync(replicatorNow, source, plan, peer);
+        this.lastReportEndMs = Date.now();
         this.forceFull = false;
       },
     });
@@ -373,11 +376,16 @@ export class DataPath extends EventEmitter {
   async stop(force = false): Promise<void> {
     if (this.role === 'primary') {
       // First: no write may be acknowledged from here on (open files outlive a lazy unmount);
-      // the times of files still open for writing follow, as their releases would have sent.
+      // the times of files still open for writing follow, as their releases would have sent;
+      // then a barrier per directory, acknowledged only once the secondary applied everything
+      // before it: with async="second" it acknowledged on receipt, and the peer may take the
+      // primary role right after this (a swap).
       const interceptors = this.interceptors;
-      await this.replicator?.fenceWithFinal('the primary role is being given up', async () =>
-        (await Promise.all(interceptors.map((interceptor) => interceptor.pendingTimeFixes()))).flat(),
-      );
+      const roots = this.config.dirs.map((_dir, index) => joinRoot(index, '/'));
+      await this.replicator?.fenceWithFinal('the primary role is being given up', async () => [
+        ...(await Promise.all(interceptors.map((interceptor) => interceptor.pendingTimeFixes()))).flat(),
+        ...roots.map((path): Described => ({ op: { kind: 'fsyncdir', path } })),
+      ]);
       for (const mount of [...this.mounts].reverse()) {
         try {
           await mount.unmount(false);
@@ -477,6 +485,7 @@ export class DataPath extends EventEmitter {
               lastResyncBytesSent: this.lastReport.bytesSent,
               lastResyncFull: String(this.lastReport.full),
               lastResyncMs: this.lastReport.durationMs,
+              lastResyncEndMs: this.lastReportEndMs,
               lastResyncParallelMax: this.lastReport.parallelPathsMax,
             }),
       },

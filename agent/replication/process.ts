@@ -96,7 +96,8 @@ export class ReplicationProcess extends EventEmitter {
 
   private call(method: string, args: unknown): Promise<unknown> {
     const child = this.child;
-    if (child === undefined) return Promise.reject(new Error('replication process not running'));
+    if (child === undefined || !child.connected)
+      return Promise.reject(new Error('replication process not running'));
     if (this.pending.size >= pendingRequestsMax)
       return Promise.reject(new Error(`over ${pendingRequestsMax} pending requests`));
     const id = this.nextId;
@@ -149,8 +150,12 @@ export class ReplicationProcess extends EventEmitter {
   async close(timeoutMs = 10_000): Promise<void> {
     const child = this.child;
     if (child === undefined) return;
-    const exited = new Promise<void>((resolvePromise) => child.once('exit', () => resolvePromise()));
-    child.disconnect();
+    // A child that died (say, SIGKILLed) may have its channel closed before its 'exit' is seen.
+    const exited = new Promise<void>((resolvePromise) => {
+      if (child.exitCode !== null || child.signalCode !== null) resolvePromise();
+      else child.once('exit', () => resolvePromise());
+    });
+    if (child.connected) child.disconnect();
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     await exited;
     clearTimeout(timer);

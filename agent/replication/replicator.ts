@@ -1,10 +1,11 @@
 // The primary's replication engine. Every mutating operation goes through `submit`: under one
 // lock it is applied locally, numbered and queued on the stream (or journaled when the peer is
 // away), so the order the secondary applies is the order the primary's tree saw; the caller then
-// waits, outside the lock, for the secondary's acknowledgement. A peer that does not acknowledge
-// within `locktimeoutMs`, or makes no progress for `sendtimeoutMs`, is dropped: unacknowledged
-// operations go to the journal and the primary goes on ALONE. On (re)connection it reintegrates:
-// only what the journal recorded, or a full sync by block digests.
+// waits, outside the lock, for the secondary's acknowledgement (receipt with async="second"). A
+// peer that does not acknowledge within `locktimeoutMs`, or makes no progress for `sendtimeoutMs`,
+// is dropped: the operations it has not reported applied (acknowledged on receipt or not) go to
+// the journal and the primary goes on ALONE. On (re)connection it reintegrates: only what the
+// journal recorded, or a full sync by block digests.
 import { EventEmitter } from 'node:events';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
@@ -460,7 +461,11 @@ export class Replicator extends EventEmitter {
       case FrameType.ack: {
         this.counters.acks += 1;
         this.lastProgressMs = Date.now();
-        for (const entry of this.window.ack(frame.seq)) entry.item.resolve();
+        // seq: received; body: applied (an empty body, async="none": the same).
+        const applied = frame.body.length >= 8 ? frame.body.readBigUInt64BE(0) : frame.seq;
+        if (applied > frame.seq) throw new Error(`ack: applied ${applied} past received ${frame.seq}`);
+        for (const entry of this.window.receive(frame.seq)) entry.item.resolve();
+        this.window.ack(applied);
         const waiter = this.roomWaiter;
         this.roomWaiter = undefined;
         waiter?.();
@@ -489,7 +494,7 @@ export class Replicator extends EventEmitter {
   private check(): void {
     const nowMs = Date.now();
     if (this.socket === undefined) return;
-    const oldest = this.window.oldest();
+    const oldest = this.window.oldestUnreceived();
     if (oldest !== undefined && nowMs - oldest.sentAtMs > this.options.locktimeoutMs) {
       void this.drop(`locktimeout: seq ${oldest.seq} unacknowledged for ${nowMs - oldest.sentAtMs} ms`);
       return;
@@ -525,6 +530,7 @@ export class Replicator extends EventEmitter {
     this.lastDropReason = reason;
     this.counters.drops += 1;
     socket.destroy();
+    // Not reported applied: a secondary that died may have lost them even if it acknowledged them.
     const unacknowledged = this.window.drain();
     for (const [, request] of this.requests) request.reject(new Error(`peer dropped: ${reason}`));
     this.requests.clear();

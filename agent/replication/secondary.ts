@@ -204,12 +204,19 @@ export class SecondaryServer extends EventEmitter {
 
     const tracker = new AckTracker(this.options.asyncMode === 'none' ? 'applied' : 'received');
     let ackSent = 0n;
+    let appliedSent = 0n;
     let ackScheduled = false;
+    // seq: how far the primary's callers may go on; body: how far this node applied (the primary
+    // keeps the rest to journal if this node dies, window.ts).
     const ackNow = () => {
       const ackable = tracker.ackable();
-      if (ackable > ackSent) {
+      const applied = tracker.lastApplied;
+      if (ackable > ackSent || applied > appliedSent) {
         ackSent = ackable;
-        send(FrameType.ack, ackable, Buffer.alloc(0));
+        appliedSent = applied;
+        const body = Buffer.alloc(8);
+        body.writeBigUInt64BE(applied);
+        send(FrameType.ack, ackable, body);
       }
     };
     const flushAck = () => {

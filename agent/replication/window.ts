@@ -1,8 +1,12 @@
 // Flow control of the replication stream (pure). The primary numbers every operation, keeps it
-// in a bounded window until the secondary's cumulative acknowledgement covers it, and refuses to
-// grow past `framesMax` or `bytesMax` (the caller waits for room). The secondary's AckTracker says
-// how far it may acknowledge: with async="second" up to what it received, with async="none" up to
-// what it applied, and never past a barrier (fsync) it has not finished.
+// in a bounded window until the secondary reports it applied, and refuses to grow past
+// `framesMax` or `bytesMax` (the caller waits for room). An acknowledgement carries two
+// cumulative numbers: received (the caller of the operation may go on) and applied (the entry
+// leaves the window). With async="second" a secondary acknowledges on receipt: what it received
+// and had not applied when it died is still in the window, so the primary journals it on the drop
+// and the reintegration resends it. The secondary's AckTracker says how far it may acknowledge:
+// with async="second" up to what it received, with async="none" up to what it applied, and never
+// past a barrier (fsync) it has not finished.
 
 export interface WindowLimits {
   readonly framesMax: number;
@@ -22,6 +26,7 @@ export class InflightWindow<T> {
   private bytesInFlight = 0;
   private nextSeqValue: bigint;
   private ackedSeqValue: bigint;
+  private receivedSeqValue: bigint;
 
   constructor(
     private readonly limits: WindowLimits,
@@ -31,6 +36,12 @@ export class InflightWindow<T> {
       throw new Error('InflightWindow: limits must be >= 1');
     this.nextSeqValue = firstSeq;
     this.ackedSeqValue = firstSeq - 1n;
+    this.receivedSeqValue = firstSeq - 1n;
+  }
+
+  /** The highest sequence number the secondary reported received. */
+  get receivedSeq(): bigint {
+    return this.receivedSeqValue;
   }
 
   get nextSeq(): bigint {
@@ -64,10 +75,41 @@ export class InflightWindow<T> {
     return entry;
   }
 
-  /** Applies a cumulative ack; returns the entries it released, oldest first. */
+  /**
+   * A cumulative receipt: returns the entries it newly covers, oldest first (their callers may go
+   * on); they stay in the window until applied (`ack`).
+   */
+  receive(seq: bigint): InflightEntry<T>[] {
+    if (seq >= this.nextSeqValue)
+      throw new Error(`receipt ${seq} for a sequence never sent (next ${this.nextSeqValue})`);
+    if (seq <= this.receivedSeqValue) return [];
+    const covered: InflightEntry<T>[] = [];
+    for (let index = this.firstUnreceivedIndex(); index < this.entries.length; index += 1) {
+      const entry = this.entries[index] as InflightEntry<T>;
+      if (entry.seq > seq) break;
+      covered.push(entry);
+    }
+    this.receivedSeqValue = seq;
+    return covered;
+  }
+
+  /** The oldest entry not yet received: what the caller is waiting on (locktimeout). */
+  oldestUnreceived(): InflightEntry<T> | undefined {
+    return this.entries[this.firstUnreceivedIndex()];
+  }
+
+  private firstUnreceivedIndex(): number {
+    const first = this.entries[this.head];
+    if (first === undefined || this.receivedSeqValue < first.seq) return this.head;
+    // Sequence numbers in the window are consecutive.
+    return this.head + Number(this.receivedSeqValue - first.seq) + 1;
+  }
+
+  /** A cumulative "applied" ack (implies received); returns the entries it released, oldest first. */
   ack(seq: bigint): InflightEntry<T>[] {
     if (seq >= this.nextSeqValue)
       throw new Error(`ack ${seq} for a sequence never sent (next ${this.nextSeqValue})`);
+    if (seq > this.receivedSeqValue) this.receivedSeqValue = seq;
     if (seq <= this.ackedSeqValue) return [];
     const released: InflightEntry<T>[] = [];
     while (this.head < this.entries.length && (this.entries[this.head] as InflightEntry<T>).seq <= seq) {
@@ -88,7 +130,7 @@ export class InflightWindow<T> {
     return this.entries[this.head];
   }
 
-  /** Empties the window (peer dropped); returns what was never acknowledged, oldest first. */
+  /** Empties the window (peer dropped); returns what was not reported applied, oldest first. */
   drain(): InflightEntry<T>[] {
     const rest = this.entries.slice(this.head);
     this.entries.length = 0;

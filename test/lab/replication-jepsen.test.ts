@@ -511,15 +511,20 @@ describe('jepsen-style check: acknowledged writes survive faults', { skip, timeo
       async () => `${primary} ALONE: ${await states()}`,
     );
     const changedBytes = await rewriteBig(primary, 2);
+    const restartedMs = Date.now();
     assert.equal((await mirror.cli(secondary, 'start -m web')).code, 0);
     await eventually(healthy, 90_000, states);
     // The rfs.* counters reach the daemon with the data path's periodic status, after the pair
-    // shows healthy: until then they still describe the previous resync (CI read its 0 once).
-    let sentBytes = Number(await resource(primary, 'rfs.lastResyncBytesSent'));
-    for (const deadlineMs = Date.now() + 15_000; sentBytes < changedBytes && Date.now() < deadlineMs;) {
-      await sleep(500);
-      sentBytes = Number(await resource(primary, 'rfs.lastResyncBytesSent'));
-    }
+    // shows healthy: until then they still describe the previous resync (CI read its 0 once, a
+    // run here the previous cycle's 5 MiB). Its end time tells which resync they describe (the
+    // lab's nodes share the host's clock).
+    await eventually(
+      async () => Number(await resource(primary, 'rfs.lastResyncEndMs')) >= restartedMs,
+      15_000,
+      async () =>
+        `the reintegration's figures: rfs.lastResyncEndMs ${await resource(primary, 'rfs.lastResyncEndMs')}`,
+    );
+    const sentBytes = Number(await resource(primary, 'rfs.lastResyncBytesSent'));
     const fullCompare = await resource(primary, 'rfs.lastResyncFull');
     console.log(
       `jepsen: reintegration after ${changedBytes} bytes changed in a ${bigMib} MiB file sent ${sentBytes} bytes ` +

@@ -236,6 +236,46 @@ describe('flow control', () => {
     assert.equal(window.frames, 0);
   });
 
+  test('received entries let their callers go on but stay until applied; a drop returns them', () => {
+    const window = new InflightWindow<string>({ framesMax: 8, bytesMax: 100 });
+    for (const item of ['a', 'b', 'c', 'd']) window.push(item, 10, item.charCodeAt(0));
+    assert.equal(window.oldestUnreceived()?.item, 'a');
+    assert.deepEqual(
+      window.receive(3n).map((entry) => entry.item),
+      ['a', 'b', 'c'],
+    );
+    assert.deepEqual(window.receive(3n), [], 'a receipt is counted once');
+    assert.equal(window.frames, 4, 'received, not applied: still in the window');
+    assert.equal(window.oldestUnreceived()?.item, 'd', 'locktimeout watches what is not received');
+    assert.deepEqual(
+      window.ack(1n).map((entry) => entry.item),
+      ['a'],
+    );
+    assert.equal(window.bytes, 30);
+    assert.deepEqual(
+      window.receive(4n).map((entry) => entry.item),
+      ['d'],
+    );
+    assert.equal(window.oldestUnreceived(), undefined);
+    // The secondary died having applied only `a`: b, c and d go to the journal.
+    assert.deepEqual(
+      window.drain().map((entry) => entry.item),
+      ['b', 'c', 'd'],
+    );
+    assert.throws(() => window.receive(9n), /never sent/);
+  });
+
+  test('an applied ack implies receipt', () => {
+    const window = new InflightWindow<string>({ framesMax: 8, bytesMax: 100 });
+    for (const item of ['a', 'b', 'c']) window.push(item, 10, 0);
+    window.ack(2n);
+    assert.equal(window.receivedSeq, 2n);
+    assert.deepEqual(
+      window.receive(3n).map((entry) => entry.item),
+      ['c'],
+    );
+  });
+
   test('an empty window always takes one entry, however large', () => {
     const window = new InflightWindow<number>({ framesMax: 1, bytesMax: 10 });
     assert.equal(window.hasRoomFor(1000), true);
