@@ -129,10 +129,16 @@ async function handle(command: Command): Promise<Record<string, unknown>> {
       const path = stringOf(command, 'path');
       const count = numberOf(command, 'count');
       const block = Buffer.alloc(numberOf(command, 'size'), 0x5a);
+      // paceMs: a pause between operations, so that each fsync finds a new mtime to commit (ext4
+      // moves times once per jiffy: back to back, most fsyncs of an unreplicated loop commit
+      // nothing and the baseline looks faster than any paced application would see).
+      const paceMs = typeof command.paceMs === 'number' ? command.paceMs : 0;
+      const pause = new Int32Array(new SharedArrayBuffer(4));
       const fd = openSync(path, 'w');
       const samples: number[] = [];
       try {
         for (let index = 0; index < count + 20; index += 1) {
+          if (paceMs > 0) Atomics.wait(pause, 0, 0, paceMs);
           block.writeUInt32LE(index, 0);
           const started = performance.now();
           writeSync(fd, block, 0, block.length, 0);
