@@ -9,38 +9,19 @@
 // thread would (no mount).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { constants, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { constants, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import type { DataPathConfig, DataPathEvent } from '../../../agent/replication/data-path.ts';
 import { DataPath } from '../../../agent/replication/data-path.ts';
-import { makePathFilter } from '../../../agent/replication/filter.ts';
 import { loadFuseAddon } from '../../../agent/replication/fuse/addon.ts';
-import { Interceptor } from '../../../agent/replication/interceptor.ts';
 import { ReplicationProcess } from '../../../agent/replication/process.ts';
+import { directInterceptor, loopbackConfig, loopbackPort, waitEvent, writeClusterKey } from './loopback.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'hakit-rep-times-'));
 const load = loadFuseAddon();
 const skip = load.ok ? false : load.reason;
 const pauseMs = 30;
-
-function config(side: string, port: number): DataPathConfig {
-  return {
-    moduleName: 'am',
-    nodeName: side,
-    stateDir: join(root, `state-${side}`),
-    clusterKeyFile: join(root, 'cluster.key'),
-    dirs: [{ dir: join(root, `data-${side}`), exclusions: [] }],
-    port,
-    asyncMode: 'none',
-    acl: false,
-    locktimeoutMs: 10_000,
-    sendtimeoutMs: 5_000,
-    reiallowedbwBytesPerSec: 0,
-    noMounts: true,
-  };
-}
 
 const mtimeNs = (path: string) => statSync(path, { bigint: true }).mtimeNs;
 
@@ -51,23 +32,19 @@ describe('file times across a handover', { skip, timeout: 120_000 }, () => {
 
   test('a new file never written, and a file open for writing at the fence, keep the primary times', async () => {
     if (!load.ok) throw new Error(load.reason);
-    writeFileSync(join(root, 'cluster.key'), `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    writeClusterKey(root);
     mkdirSync(primaryDir);
     mkdirSync(secondaryDir);
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    const secondary = new ReplicationProcess(config('s', port), 30_000);
-    const primary = new DataPath(config('p', port));
+    const port = loopbackPort();
+    const secondary = new ReplicationProcess(
+      loopbackConfig(root, 's', port, { sendtimeoutMs: 5_000 }),
+      30_000,
+    );
+    const primary = new DataPath(loopbackConfig(root, 'p', port, { sendtimeoutMs: 5_000 }));
     await secondary.start();
     try {
       await secondary.startSecondary({ listenHost: '127.0.0.1' });
-      const upToDate = new Promise<void>((resolvePromise, reject) => {
-        const timer = setTimeout(() => reject(new Error('no secondary-up-to-date within 30 s')), 30_000);
-        primary.on('event', (event: DataPathEvent) => {
-          if (event.event !== 'secondary-up-to-date') return;
-          clearTimeout(timer);
-          resolvePromise();
-        });
-      });
+      const upToDate = waitEvent(primary, 'secondary-up-to-date', 30_000);
       await primary.startPrimary({ peerHost: '127.0.0.1', fullSync: false });
       await upToDate;
       const engine = primary.primaryEngine;
@@ -80,15 +57,9 @@ describe('file times across a handover', { skip, timeout: 120_000 }, () => {
         setTimeout(() => process.kill(pid, 'SIGCONT'), pauseMs);
         return operation();
       };
-      const interceptor = new Interceptor({
-        index: 0,
-        realDir: primaryDir,
-        replicator: engine,
-        filter: makePathFilter([]),
-        addon: load.addon,
-        acl: false,
-        warn: (message) => assert.fail(message),
-      });
+      const interceptor = directInterceptor(primaryDir, engine, load.addon, (message) =>
+        assert.fail(message),
+      );
       const caller = { uid: 0, gid: 0, pid: process.pid };
 
       // Created, never written, closed: its creation carries its times.

@@ -8,42 +8,26 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import type { DataPathConfig } from '../../../agent/replication/data-path.ts';
 import { DataPath } from '../../../agent/replication/data-path.ts';
+import { loopbackConfig, loopbackPort, writeClusterKey } from './loopback.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'hakit-rep-loop-'));
 const mib = 1024 * 1024;
-
-function config(name: string, port: number): DataPathConfig {
-  return {
-    moduleName: 'am',
-    nodeName: name,
-    stateDir: join(root, `state-${name}`),
-    clusterKeyFile: join(root, 'key'),
-    dirs: [{ dir: join(root, `data-${name}`), exclusions: [] }],
-    port,
-    asyncMode: 'second',
-    acl: false,
-    locktimeoutMs: 30_000,
-    sendtimeoutMs: 2_000,
-    reiallowedbwBytesPerSec: 0,
-    noMounts: true,
-  };
-}
+const options = { asyncMode: 'second', locktimeoutMs: 30_000 } as const;
 
 describe('replication over loopback (no mounts)', { timeout: 120_000 }, () => {
   after(() => rmSync(root, { recursive: true, force: true }));
 
   test('a full sync of a file larger than the window completes; trees verify identical', async () => {
-    writeFileSync(join(root, 'key'), `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    writeClusterKey(root);
+    const port = loopbackPort();
     for (const name of ['p', 's']) rmSync(join(root, `data-${name}`), { recursive: true, force: true });
     for (const name of ['p', 's']) mkdirSync(join(root, `data-${name}`));
     const large = Buffer.alloc(160 * mib);
     for (let offset = 0; offset < large.length; offset += mib) randomBytes(64).copy(large, offset);
     writeFileSync(join(root, 'data-p', 'large'), large);
-    const secondary = new DataPath(config('s', port));
-    const primary = new DataPath(config('p', port));
+    const secondary = new DataPath(loopbackConfig(root, 's', port, options));
+    const primary = new DataPath(loopbackConfig(root, 'p', port, options));
     try {
       await secondary.startSecondary({ listenHost: '127.0.0.1' });
       const upToDate = new Promise<void>((resolvePromise, reject) => {

@@ -10,16 +10,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import type { DataPathConfig, DataPathEvent } from '../../../agent/replication/data-path.ts';
 import { DataPath } from '../../../agent/replication/data-path.ts';
-import { makePathFilter } from '../../../agent/replication/filter.ts';
 import { loadFuseAddon } from '../../../agent/replication/fuse/addon.ts';
-import { Interceptor } from '../../../agent/replication/interceptor.ts';
 import { ReplicationProcess } from '../../../agent/replication/process.ts';
+import { directInterceptor, loopbackConfig, loopbackPort, waitEvent, writeClusterKey } from './loopback.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'hakit-rep-unapplied-'));
 const load = loadFuseAddon();
@@ -36,43 +34,15 @@ const skip =
         : load.reason;
 const kib = 1024;
 
-function config(side: string, port: number): DataPathConfig {
-  return {
-    moduleName: 'am',
-    nodeName: side,
-    stateDir: join(root, `state-${side}`),
-    clusterKeyFile: join(root, 'cluster.key'),
-    dirs: [{ dir: join(root, `data-${side}`), exclusions: [] }],
-    port,
-    asyncMode: 'second',
-    acl: false,
-    locktimeoutMs: 10_000,
-    sendtimeoutMs: 5_000,
-    reiallowedbwBytesPerSec: 0,
-    noMounts: true,
-  };
-}
+const options = { asyncMode: 'second', sendtimeoutMs: 5_000 } as const;
 
 function run(command: string, args: string[]): void {
   const result = spawnSync(command, args, { encoding: 'utf8', timeout: 30_000 });
   assert.equal(result.status, 0, `${command} ${args.join(' ')}: ${result.stderr}`);
 }
 
-function waitEvent(path: DataPath, name: string, timeoutMs: number): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${name} within ${timeoutMs} ms`)), timeoutMs);
-    const listener = (event: DataPathEvent) => {
-      if (event.event !== name) return;
-      clearTimeout(timer);
-      path.off('event', listener);
-      resolvePromise();
-    };
-    path.on('event', listener);
-  });
-}
-
 async function startSecondary(port: number): Promise<ReplicationProcess> {
-  const secondary = new ReplicationProcess(config('s', port), 30_000);
+  const secondary = new ReplicationProcess(loopbackConfig(root, 's', port, options), 30_000);
   await secondary.start();
   await secondary.startSecondary({ listenHost: '127.0.0.1' });
   return secondary;
@@ -89,16 +59,16 @@ describe('operations acknowledged on receipt and not applied', { skip, timeout: 
 
   test('a secondary killed before applying what it acknowledged gets it again at reintegration', async () => {
     if (!load.ok) throw new Error(load.reason);
-    writeFileSync(join(root, 'cluster.key'), `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    writeClusterKey(root);
     mkdirSync(primaryDir);
     mkdirSync(secondaryDir);
     run('truncate', ['-s', '64M', join(root, 'secondary.img')]);
     run('mkfs.ext4', ['-q', '-F', join(root, 'secondary.img')]);
     run('mount', ['-o', 'loop', join(root, 'secondary.img'), secondaryDir]);
     rmSync(join(secondaryDir, 'lost+found'), { recursive: true, force: true });
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const port = loopbackPort();
     let secondary = await startSecondary(port);
-    const primary = new DataPath(config('p', port));
+    const primary = new DataPath(loopbackConfig(root, 'p', port, options));
     let frozen = false;
     try {
       const synced = waitEvent(primary, 'secondary-up-to-date', 30_000);
@@ -106,15 +76,9 @@ describe('operations acknowledged on receipt and not applied', { skip, timeout: 
       await synced;
       const engine = primary.primaryEngine;
       assert.ok(engine);
-      const interceptor = new Interceptor({
-        index: 0,
-        realDir: primaryDir,
-        replicator: engine,
-        filter: makePathFilter([]),
-        addon: load.addon,
-        acl: false,
-        warn: (message) => assert.fail(message),
-      });
+      const interceptor = directInterceptor(primaryDir, engine, load.addon, (message) =>
+        assert.fail(message),
+      );
       const fh = await interceptor.create('/f', 0o644, constants.O_WRONLY, { uid: 0, gid: 0, pid: 1 });
       assert.ok(typeof fh === 'number' && fh >= 0, `create: ${fh}`);
       const first = randomBytes(4 * kib);

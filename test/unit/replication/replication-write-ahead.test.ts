@@ -12,47 +12,15 @@ import { constants, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import type { DataPathConfig, DataPathEvent } from '../../../agent/replication/data-path.ts';
 import { DataPath } from '../../../agent/replication/data-path.ts';
-import { makePathFilter } from '../../../agent/replication/filter.ts';
 import { loadFuseAddon } from '../../../agent/replication/fuse/addon.ts';
-import { Interceptor } from '../../../agent/replication/interceptor.ts';
 import { joinRoot } from '../../../agent/replication/tree.ts';
+import { directInterceptor, loopbackConfig, loopbackPort, waitEvent, writeClusterKey } from './loopback.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'hakit-rep-ahead-'));
 const load = loadFuseAddon();
 const kib = 1024;
 const skip = process.getuid?.() !== 0 ? 'needs root (tmpfs mount)' : load.ok ? false : `${load.reason}`;
-
-function config(side: string, port: number): DataPathConfig {
-  return {
-    moduleName: 'am',
-    nodeName: side,
-    stateDir: join(root, `state-${side}`),
-    clusterKeyFile: join(root, 'cluster.key'),
-    dirs: [{ dir: join(root, `data-${side}`), exclusions: [] }],
-    port,
-    asyncMode: 'none',
-    acl: false,
-    locktimeoutMs: 10_000,
-    sendtimeoutMs: 2_000,
-    reiallowedbwBytesPerSec: 0,
-    noMounts: true,
-  };
-}
-
-function waitEvent(path: DataPath, name: string, timeoutMs: number): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${name} within ${timeoutMs} ms`)), timeoutMs);
-    const listener = (event: DataPathEvent) => {
-      if (event.event !== name) return;
-      clearTimeout(timer);
-      path.off('event', listener);
-      resolvePromise();
-    };
-    path.on('event', listener);
-  });
-}
 
 describe('write sent ahead of the local write', { skip, timeout: 120_000 }, () => {
   const primaryDir = join(root, 'data-p');
@@ -65,7 +33,7 @@ describe('write sent ahead of the local write', { skip, timeout: 120_000 }, () =
 
   test('a short then failed local write leaves the secondary with exactly the primary bytes', async () => {
     if (!load.ok) throw new Error(load.reason);
-    writeFileSync(join(root, 'cluster.key'), `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    writeClusterKey(root);
     mkdirSync(primaryDir);
     mkdirSync(secondaryDir);
     const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=200k', 'hakit-ahead', primaryDir], {
@@ -74,9 +42,9 @@ describe('write sent ahead of the local write', { skip, timeout: 120_000 }, () =
     assert.equal(mounted.status, 0, `mount tmpfs: ${mounted.stderr}`);
     // The file of the fallback case, made before the tmpfs is full.
     writeFileSync(join(primaryDir, 'g'), 'old');
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    const secondary = new DataPath(config('s', port));
-    const primary = new DataPath(config('p', port));
+    const port = loopbackPort();
+    const secondary = new DataPath(loopbackConfig(root, 's', port));
+    const primary = new DataPath(loopbackConfig(root, 'p', port));
     try {
       await secondary.startSecondary({ listenHost: '127.0.0.1' });
       const upToDate = waitEvent(primary, 'secondary-up-to-date', 30_000);
@@ -84,15 +52,9 @@ describe('write sent ahead of the local write', { skip, timeout: 120_000 }, () =
       await upToDate;
       const engine = primary.primaryEngine;
       assert.ok(engine);
-      const interceptor = new Interceptor({
-        index: 0,
-        realDir: primaryDir,
-        replicator: engine,
-        filter: makePathFilter([]),
-        addon: load.addon,
-        acl: false,
-        warn: (message) => assert.fail(message),
-      });
+      const interceptor = directInterceptor(primaryDir, engine, load.addon, (message) =>
+        assert.fail(message),
+      );
       const caller = { uid: 0, gid: 0, pid: process.pid };
       const fh = await interceptor.create('/f', 0o644, constants.O_WRONLY, caller);
       assert.ok(typeof fh === 'number' && fh >= 0, `create: ${fh}`);

@@ -4,36 +4,19 @@
 // and a reintegration after a removal made while ALONE (journaled as the FUSE interceptor does)
 // removes it on the secondary too.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import type { DataPathConfig, DataPathEvent } from '../../../agent/replication/data-path.ts';
+import type { DataPathEvent } from '../../../agent/replication/data-path.ts';
 import { DataPath } from '../../../agent/replication/data-path.ts';
 import { loadFuseAddon } from '../../../agent/replication/fuse/addon.ts';
 import { xattrReader } from '../../../agent/replication/tree.ts';
+import { loopbackConfig, loopbackPort, writeClusterKey } from './loopback.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'hakit-rep-xattr-'));
 const load = loadFuseAddon();
 const skip = load.ok ? false : `${load.reason}`;
-
-function config(side: string, port: number): DataPathConfig {
-  return {
-    moduleName: 'am',
-    nodeName: side,
-    stateDir: join(root, `state-${side}`),
-    clusterKeyFile: join(root, 'cluster.key'),
-    dirs: [{ dir: join(root, `data-${side}`), exclusions: [] }],
-    port,
-    asyncMode: 'none',
-    acl: true,
-    locktimeoutMs: 10_000,
-    sendtimeoutMs: 2_000,
-    reiallowedbwBytesPerSec: 0,
-    noMounts: true,
-  };
-}
 
 function setXattr(path: string, name: string, value: string): void {
   if (!load.ok) throw new Error(load.reason);
@@ -76,14 +59,14 @@ describe(
     after(() => rmSync(root, { recursive: true, force: true }));
 
     test('an attribute removed on the primary is reported, then removed on the secondary', async () => {
-      writeFileSync(join(root, 'cluster.key'), `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+      writeClusterKey(root);
       for (const side of ['p', 's']) mkdirSync(join(root, `data-${side}`, 'dir'), { recursive: true });
       const file = (side: string) => join(root, `data-${side}`, 'dir', 'f');
       const dir = (side: string) => join(root, `data-${side}`, 'dir');
-      const port = 20_000 + Math.floor(Math.random() * 20_000);
+      const port = loopbackPort();
       const events: DataPathEvent[] = [];
-      const secondary = new DataPath(config('s', port));
-      let primary = new DataPath(config('p', port));
+      const secondary = new DataPath(loopbackConfig(root, 's', port, { acl: true }));
+      let primary = new DataPath(loopbackConfig(root, 'p', port, { acl: true }));
       primary.on('event', (event: DataPathEvent) => events.push(event));
       try {
         for (const side of ['p', 's']) {
@@ -120,7 +103,7 @@ describe(
         // While ALONE: a removal goes to the journal (as the interceptor submits it); the
         // reintegration that follows removes it on the secondary.
         await primary.stop(true);
-        primary = new DataPath(config('p', port));
+        primary = new DataPath(loopbackConfig(root, 'p', port, { acl: true }));
         primary.on('event', (event: DataPathEvent) => events.push(event));
         await primary.startPrimary({ peerHost: '127.0.0.1', fullSync: false, peerWanted: false });
         const engine = primary.primaryEngine;
