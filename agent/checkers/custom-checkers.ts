@@ -1,11 +1,15 @@
 // Custom checkers (reference 4.11): long-running executables of the module, started while their
 // class is active as `exec <module> <resource> [args...]`; they report by calling
 // `hakit set -r <resource> -v up|down -i <name>`. One that dies is restarted with a bounded
-// back-off; one that keeps dying is given up on and its resource set down.
+// back-off; one that keeps dying is given up on and its resource set down. Each runs in its own
+// process group, recorded in `pidFile`: a hakitd that was killed left its checkers running, and
+// the next one stops them before starting its own (else two loops would set the same resource,
+// and the old one would never end).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ActivityClass } from '../core/job.ts';
+import { processStartTicks } from './process-table.ts';
 
 export interface CustomCheckerSpec {
   ident: string;
@@ -21,6 +25,8 @@ export interface CustomCheckerOptions {
   env: Record<string, string>;
   setResource(resource: string, value: 'init' | 'down', detail: string): void;
   log(level: 'E' | 'I', message: string): void;
+  /** Where the running checkers' process groups are recorded (`ident pid startTicks` lines). */
+  pidFile?: string;
   /** Restarts allowed within `restartWindowMs` before giving up. */
   restartsMax?: number;
   restartWindowMs?: number;
@@ -34,6 +40,8 @@ interface Running {
 }
 
 const restartDelayMs = 1000;
+/** Lines read from a pid file: a module has a few checkers; more means the file is not ours. */
+const checkersRecordedMax = 256;
 
 export function customResource(spec: CustomCheckerSpec): string {
   return `custom.${spec.ident}`;
@@ -52,6 +60,55 @@ export class CustomCheckers {
   ) {
     this.restartsMax = options.restartsMax ?? 5;
     this.restartWindowMs = options.restartWindowMs ?? 60_000;
+    this.reapLeftOvers();
+  }
+
+  /** Stops the checkers a previous hakitd recorded and left running (it was killed). */
+  private reapLeftOvers(): void {
+    const file = this.options.pidFile;
+    if (file === undefined || !existsSync(file)) return;
+    const lines = readFileSync(file, 'utf8').split('\n').slice(0, checkersRecordedMax);
+    for (const line of lines) {
+      const [ident, pidText, ticksText] = line.split(' ');
+      const pid = Number(pidText);
+      if (ident === undefined || !Number.isInteger(pid) || pid <= 1) continue;
+      // The same pid and start time: that process, not another that reused the pid.
+      if (processStartTicks(pid) !== Number(ticksText)) continue;
+      try {
+        process.kill(-pid, 'SIGTERM');
+        this.options.log(
+          'E',
+          `Custom checker ${ident} left running by a previous hakitd (pid ${pid}): stopped`,
+        );
+      } catch (error) {
+        this.options.log(
+          'E',
+          `Custom checker ${ident} left running (pid ${pid}): ${(error as Error).message}`,
+        );
+      }
+    }
+    rmSync(file, { force: true });
+  }
+
+  private recordRunning(): void {
+    const file = this.options.pidFile;
+    if (file === undefined) return;
+    const lines: string[] = [];
+    for (const [ident, entry] of this.running) {
+      const pid = entry.child.pid;
+      const ticks = pid === undefined ? undefined : processStartTicks(pid);
+      if (pid !== undefined && ticks !== undefined) lines.push(`${ident} ${pid} ${ticks}`);
+    }
+    try {
+      if (lines.length === 0) rmSync(file, { force: true });
+      else writeFileSync(file, `${lines.join('\n')}\n`);
+    } catch (error) {
+      // The checkers run on; only a later hakitd's clean-up of them is at stake.
+      this.options.log(
+        'E',
+        `Custom checkers: cannot record their processes in ${file}: ${(error as Error).message}`,
+      );
+    }
   }
 
   setActiveClasses(classes: readonly ActivityClass[]): void {
@@ -103,10 +160,12 @@ export class CustomCheckers {
       this.options.log('E', `Custom checker ${spec.ident} cannot start: ${error.message}`),
     );
     child.on('exit', (code, signal) => this.exited(spec, entry, code, signal));
+    this.recordRunning();
   }
 
   private exited(spec: CustomCheckerSpec, entry: Running, code: number | null, signal: string | null): void {
     if (entry.stopping || this.running.get(spec.ident) !== entry) return;
+    this.recordRunning();
     const nowMs = Date.now();
     const recent = entry.restartsAtMs.filter((atMs) => nowMs - atMs < this.restartWindowMs);
     const how = signal ? `killed by ${signal}` : `exited with ${code}`;
@@ -136,6 +195,7 @@ export class CustomCheckers {
     } catch {
       // Already exited.
     }
+    this.recordRunning();
     this.options.setResource(customResource(spec), 'init', 'checker stopped');
   }
 }

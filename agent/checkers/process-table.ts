@@ -51,3 +51,19 @@ export function processExists(pid: number, procDir = '/proc'): boolean {
     return false;
   }
 }
+
+/**
+ * A process's start time (clock ticks since boot, field 22 of /proc/PID/stat): with the pid it
+ * names one process, so a pid reused since cannot be mistaken for it. Undefined when it is gone.
+ */
+export function processStartTicks(pid: number, procDir = '/proc'): number | undefined {
+  try {
+    const stat = readFileSync(`${procDir}/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state), so field 22 is fields[19].
+    const ticks = Number(fields[19]);
+    return Number.isInteger(ticks) ? ticks : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -226,6 +226,7 @@ export class ModuleSupervisor {
       env: this.scriptEnv(),
       setResource: (resource, value, detail) => this.setResourceValue(resource, value, 'checker', detail),
       log: (level, message) => this.write(level, 'checker', message),
+      pidFile: join(this.moduleVarDir, 'custom-checkers.pid'),
     });
   }
 

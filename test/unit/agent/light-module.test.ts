@@ -52,6 +52,13 @@ const scripts: Record<string, string> = {
   ].join('\n'),
 };
 
+/** This sandbox's appcheck custom checkers (bash running the module's bin/appcheck). */
+function checkerPids(root: string): number[] {
+  return readProcessTable()
+    .filter((process) => process.args[0] === `${root}/opt/private/modules/demo/bin/appcheck`)
+    .map((process) => process.pid);
+}
+
 function appPids(): number[] {
   return readProcessTable()
     .filter((process) => process.comm === 'sleep' && process.args.join(' ') === `1000.${tag}`)
@@ -202,6 +209,9 @@ describe('light module on a real hakitd', { timeout: 120_000 }, () => {
     );
     assert.equal(processExists(appBefore), false, 'the old application instance was stopped');
     assert.equal(appPids().length, 1, 'exactly one instance runs');
+    // The killed daemon's custom checker (its own process group) is stopped by the new one.
+    await eventually(() => checkerPids(sandbox.root).length === 1, 5_000, 'exactly one appcheck checker');
+    assert.match(log(), /Custom checker appcheck left running by a previous hakitd \(pid \d+\): stopped/);
   });
 
   test('logsave writes the log to a file and cmdlog shows the commands with their exit codes', () => {
