@@ -26,7 +26,8 @@ export const labSystemPackages: readonly SystemPackage[] = [
 export const allSystemPackages: readonly SystemPackage[] = [
   ...labSystemPackages,
   { name: 'fuse', why: 'FUSE mounts for real-time replication' },
-  { name: 'libfuse-dev', why: 'building the FUSE binding' },
+  { name: 'libfuse3-dev', why: 'building the FUSE binding (libfuse 3, 1 MiB requests)' },
+  { name: 'libfuse-dev', why: 'the libfuse 2.9 build of the FUSE binding (fallback, benchmark)' },
   { name: 'chromium', why: 'browser end-to-end tests of the console' },
   { name: 'sqlite3', why: 'the SQLite workload of the replication Jepsen-style check' },
 ];

@@ -29,13 +29,15 @@ export const replicationChildFile = 'replication-child.cjs';
 export const nativeAddons: readonly NativeAddon[] = [
   {
     packageName: replicationAddonName,
-    reason: 'FUSE binding (libfuse 2.9) and the replication child process of mirror modules with <rfs>',
+    reason:
+      'FUSE binding (libfuse 3; nodes need libfuse3-3) and the replication child process of mirror modules with <rfs>',
   },
 ];
 
 /**
  * Generates <nodeModulesDir>/@hakit/replication: builds the FUSE addon (a no-op when up to date;
- * throws when libfuse-dev is missing: a package that cannot replicate is not shipped) and bundles
+ * throws when libfuse3-dev and libfuse-dev are both missing: a package that cannot replicate is
+ * not shipped) and bundles
  * the replication child. Called by build-package.ts before the addons are collected, with a
  * node_modules folder of the build's own work directory, so two builds at once (parallel lab
  * runs) never remove each other's files.

@@ -293,7 +293,7 @@ export class DataPath extends EventEmitter {
           warn: (message) => this.emitEvent({ event: 'warning', message }),
         });
         const mount = new FuseMount(addon, dirConfig.dir, interceptor, {
-          options: fuseMountOptions(this.config.moduleName),
+          options: fuseMountOptions(this.config.moduleName, addon.hakit_fuse_api === 3 ? 3 : 2),
           onInternalError: (op, error) => {
             // A fenced mutation is expected while stopping: it fails with EIO, nothing to report.
             if ((error as Error).name === 'FencedError') return;
@@ -453,7 +453,11 @@ export class DataPath extends EventEmitter {
     return {
       role: this.role,
       binding:
-        this.addon === undefined ? this.bindingReason : 'vendored fuse-native (libfuse 2.9) with big_writes',
+        this.addon === undefined
+          ? this.bindingReason
+          : this.addon.hakit_fuse_api === 3
+            ? 'vendored fuse-native on libfuse 3 (requests up to 1 MiB)'
+            : 'vendored fuse-native on libfuse 2.9 (big_writes, 128 KiB requests)',
       link: replicator?.state ?? (secondary?.connected === true ? 'connected' : 'waiting'),
       uptodate:
         this.role === 'primary' ? true : (state?.upToDate ?? false) && !(state?.syncInProgress ?? false),
@@ -498,22 +502,16 @@ export class DataPath extends EventEmitter {
 }
 
 /**
- * FUSE options. big_writes + max_write=128 KiB: 4 KiB requests cap a Node passthrough near
- * 45 MiB/s, 128 KiB ones reach ~400 (docs/replication.md). allow_other + default_permissions:
- * every user sees the mount and the kernel checks modes as on the real directory. hard_remove:
- * no .fuse_hidden files. nonempty: the mount goes over a directory that holds the data.
+ * FUSE options. libfuse 2: big_writes + max_write=128 KiB (4 KiB requests cap a Node passthrough
+ * near 45 MiB/s, 128 KiB ones reach ~400, docs/replication.md); hard_remove: no .fuse_hidden
+ * files; nonempty: the mount goes over a directory that holds the data. libfuse 3: writes of up to
+ * 1 MiB (max_pages), big writes and mounting over a non-empty directory are the default, and the
+ * addon sets hard_remove itself (its init). Both: allow_other + default_permissions, so every
+ * user sees the mount and the kernel checks modes as on the real directory.
  */
-export function fuseMountOptions(moduleName: string): string[] {
-  return [
-    'big_writes',
-    'max_write=131072',
-    'allow_other',
-    'default_permissions',
-    'hard_remove',
-    'nonempty',
-    `fsname=hakit-${moduleName}`,
-    'subtype=hakit',
-  ];
+export function fuseMountOptions(moduleName: string, api: 2 | 3 = 2): string[] {
+  const sized = api === 3 ? [] : ['big_writes', 'max_write=131072', 'hard_remove', 'nonempty'];
+  return [...sized, 'allow_other', 'default_permissions', `fsname=hakit-${moduleName}`, 'subtype=hakit'];
 }
 
 async function busyOf(mountPoint: string, error: Error): Promise<Error> {

@@ -22,8 +22,8 @@ export const sleep = (ms: number) => new Promise((resolveSleep) => setTimeout(re
 export function replicationSkipReason(): string | undefined {
   const lab = labSkipReason();
   if (lab !== undefined) return lab;
-  if (!existsSync('/usr/include/fuse/fuse.h') && !existsSync('/usr/include/fuse.h'))
-    return 'libfuse-dev is not installed (no /usr/include/fuse/fuse.h): the FUSE addon cannot be built';
+  if (!['/usr/include/fuse3/fuse.h', '/usr/include/fuse/fuse.h', '/usr/include/fuse.h'].some(existsSync))
+    return 'neither libfuse3-dev nor libfuse-dev is installed (no fuse.h): the FUSE addon cannot be built';
   return undefined;
 }
 

@@ -11,6 +11,8 @@ export type NativeHandle = Buffer;
 
 export interface FuseAddon {
   readonly sizeof_fuse_thread_t: number;
+  /** The libfuse generation built against (2 or 3); absent in builds before it was exported. */
+  readonly hakit_fuse_api?: number;
   fuse_native_mount(
     mnt: string,
     opts: string,

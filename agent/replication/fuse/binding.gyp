@@ -1,13 +1,10 @@
 {
+  "variables": { "hakit_fuse_pkg%": "fuse" },
   "targets": [{
     "target_name": "hakit_fuse",
-    "variables": {
-      "fuse__include_dirs%": "<!(pkg-config fuse --cflags-only-I | sed s/-I//g)",
-      "fuse__libraries%": "<!(pkg-config --libs-only-L --libs-only-l fuse)"
-    },
-    "include_dirs": [".", "<@(fuse__include_dirs)"],
-    "link_settings": { "libraries": ["<@(fuse__libraries)"] },
-    "defines": ["_FILE_OFFSET_BITS=64"],
+    "include_dirs": [".", "<!@(pkg-config <(hakit_fuse_pkg) --cflags-only-I | sed s/-I//g)"],
+    "link_settings": { "libraries": ["<!@(pkg-config --libs-only-L --libs-only-l <(hakit_fuse_pkg))"] },
+    "defines": ["_FILE_OFFSET_BITS=64", "HAKIT_FUSE_PKG_<(hakit_fuse_pkg)"],
     "sources": ["fuse-native.c"],
     "cflags": ["-g", "-O2", "-Wall"]
   }]

@@ -4,7 +4,16 @@
 // (nullpath_ok, hard_remove) passed as "", utimens with both times in ns (upstream sent atime twice),
 // create gets the open flags, stat times in ns, a fallocate op, and small synchronous helpers
 // (utimensat, fallocate, xattrs) that Node lacks, used only on real (non-FUSE) paths.
+// HAKIT_FUSE3 (binding.gyp with hakit_fuse_pkg=fuse3): the same JS interface on libfuse 3, whose
+// protocol negotiates requests of up to 1 MiB (max_pages) where libfuse 2.9 stops at 128 KiB.
+#ifdef HAKIT_FUSE_PKG_fuse3
+#define HAKIT_FUSE3
+#endif
+#ifdef HAKIT_FUSE3
+#define FUSE_USE_VERSION 31
+#else
 #define FUSE_USE_VERSION 29
+#endif
 
 #include <uv.h>
 #include <node_api.h>
@@ -19,6 +28,12 @@
 #include <fuse_opt.h>
 #include <fuse_common.h>
 #include <fuse_lowlevel.h>
+
+#ifdef HAKIT_FUSE3
+#define HAKIT_FILL(filler, buf, name, st) (filler)((buf), (name), (st), 0, (enum fuse_fill_dir_flags) 0)
+#else
+#define HAKIT_FILL(filler, buf, name, st) (filler)((buf), (name), (st), 0)
+#endif
 
 #include <unistd.h>
 #include <sys/wait.h>
@@ -129,6 +144,13 @@ static const uint32_t op_mkdir = 32;
 static const uint32_t op_rmdir = 33;
 static const uint32_t op_fallocate = 34; // HAKIT
 
+// HAKIT: the libfuse API this addon was built against (mount options differ).
+#ifdef HAKIT_FUSE3
+static const uint32_t hakit_fuse_api = 3;
+#else
+static const uint32_t hakit_fuse_api = 2;
+#endif
+
 // Data structures
 
 typedef struct {
@@ -140,9 +162,12 @@ typedef struct {
 
   // Operation handlers
   napi_ref handlers[36];
+  uint32_t implemented[36]; // HAKIT: which handlers JS gave (the others are a no-op)
 
   struct fuse *fuse;
+#ifndef HAKIT_FUSE3
   struct fuse_chan *ch;
+#endif
   char mnt[1024];
   char mntopts[1024];
   int mounted;
@@ -450,7 +475,7 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
   if (names_length != stats_length) {
     NAPI_FOR_EACH(raw_names, raw_name) {
       NAPI_UTF8(name, 1024, raw_name)
-      int err = l->readdir_filler((char *) l->buf, name, NULL, 0);
+      int err = HAKIT_FILL(l->readdir_filler, (char *) l->buf, name, NULL);
       if (err == 1) {
         break;
       }
@@ -467,7 +492,7 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
 
       // TODO: It turns out readdirplus likely won't work with FUSE 29...
       // Metadata caching between readdir/getattr will be enabled when we upgrade fuse-shared-library
-      int err = l->readdir_filler((char *) l->buf, name, (struct stat *) &st, 0);
+      int err = HAKIT_FILL(l->readdir_filler, (char *) l->buf, name, (struct stat *) &st);
       if (err == 1) {
         break;
       }
@@ -809,7 +834,20 @@ NAPI_METHOD(fuse_native_signal_init) {
   return NULL;
 }
 
+#ifdef HAKIT_FUSE3
+static void * fuse_native_init (struct fuse_conn_info *conn, struct fuse_config *cfg) {
+  // As libfuse 2's flag_nullpath_ok with -o hard_remove: ops on an unlinked open file get "" (a
+  // NULL path), the others their path. (libfuse 3's nullpath_ok would drop the path of every
+  // read, write, fsync and release: the interceptor replicates by path, so it must stay off.)
+  cfg->nullpath_ok = 0;
+  cfg->hard_remove = 1;
+  // The requests libfuse 2 made, which the interceptor replicates: no writeback cache (a write
+  // returns only once the handler, so the replication, answered); O_TRUNC as a truncate before
+  // the open, not a flag of the open; the kernel clears setuid/setgid bits itself (a chmod).
+  conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_HANDLE_KILLPRIV);
+#else
 static void * fuse_native_init (struct fuse_conn_info *conn) {
+#endif
   fuse_thread_locals_t *l = get_thread_locals();
 
   l->op = op_init;
@@ -888,13 +926,55 @@ static fuse_thread_locals_t* get_thread_locals () {
   return l;
 }
 
+#ifdef HAKIT_FUSE3
+// libfuse 3 signatures, routed to the libfuse 2 style handlers above (same JS interface).
+static int fuse3_getattr (const char *path, struct stat *stat, struct fuse_file_info *info) {
+  if (info != NULL && ((fuse_thread_t *) fuse_get_context()->private_data)->implemented[op_fgetattr])
+    return fuse_native_fgetattr(path, stat, info);
+  return fuse_native_getattr(path, stat);
+}
+static int fuse3_truncate (const char *path, off_t size, struct fuse_file_info *info) {
+  if (info != NULL && ((fuse_thread_t *) fuse_get_context()->private_data)->implemented[op_ftruncate])
+    return fuse_native_ftruncate(path, size, info);
+  return fuse_native_truncate(path, size);
+}
+static int fuse3_chmod (const char *path, mode_t mode, struct fuse_file_info *info) {
+  (void) info;
+  return fuse_native_chmod(path, mode);
+}
+static int fuse3_chown (const char *path, uid_t uid, gid_t gid, struct fuse_file_info *info) {
+  (void) info;
+  return fuse_native_chown(path, uid, gid);
+}
+static int fuse3_utimens (const char *path, const struct timespec tv[2], struct fuse_file_info *info) {
+  (void) info;
+  return fuse_native_utimens(path, tv);
+}
+static int fuse3_rename (const char *path, const char *dest, unsigned int flags) {
+  // RENAME_NOREPLACE / RENAME_EXCHANGE are not replicated: refused, as a file system without them.
+  if (flags != 0) return -EINVAL;
+  return fuse_native_rename(path, dest);
+}
+static int fuse3_readdir (const char *path, void *buf, fuse_fill_dir_t filler, off_t offset,
+                          struct fuse_file_info *info, enum fuse_readdir_flags flags) {
+  (void) flags;
+  return fuse_native_readdir(path, buf, filler, offset, info);
+}
+#endif
+
 static void* start_fuse_thread (void *data) {
   fuse_thread_t *ft = (fuse_thread_t *) data;
+#ifdef HAKIT_FUSE3
+  fuse_loop_mt(ft->fuse, 0); // API 31: (fuse, clone_fd)
+  fuse_unmount(ft->fuse);
+  fuse_destroy(ft->fuse);
+#else
   fuse_loop_mt(ft->fuse);
 
   fuse_unmount(ft->mnt, ft->ch);
   fuse_session_remove_chan(ft->ch);
   fuse_destroy(ft->fuse);
+#endif
 
   return NULL;
 }
@@ -912,6 +992,7 @@ NAPI_METHOD(fuse_native_mount) {
 
   for (int i = 0; i < 36; i++) {
     ft->handlers[i] = NULL;
+    ft->implemented[i] = implemented[i];
   }
 
   NAPI_FOR_EACH(handlers, handler) {
@@ -922,17 +1003,28 @@ NAPI_METHOD(fuse_native_mount) {
 
   struct fuse_operations ops = { };
   if (implemented[op_access]) ops.access = fuse_native_access;
+#ifdef HAKIT_FUSE3
+  if (implemented[op_truncate] || implemented[op_ftruncate]) ops.truncate = fuse3_truncate;
+  if (implemented[op_getattr] || implemented[op_fgetattr]) ops.getattr = fuse3_getattr;
+#else
   if (implemented[op_truncate]) ops.truncate = fuse_native_truncate;
   if (implemented[op_ftruncate]) ops.ftruncate = fuse_native_ftruncate;
   if (implemented[op_getattr]) ops.getattr = fuse_native_getattr;
   if (implemented[op_fgetattr]) ops.fgetattr = fuse_native_fgetattr;
+#endif
   if (implemented[op_flush]) ops.flush = fuse_native_flush;
   if (implemented[op_fsync]) ops.fsync = fuse_native_fsync;
   if (implemented[op_fsyncdir]) ops.fsyncdir = fuse_native_fsyncdir;
+#ifdef HAKIT_FUSE3
+  if (implemented[op_readdir]) ops.readdir = fuse3_readdir;
+  if (implemented[op_chown]) ops.chown = fuse3_chown;
+  if (implemented[op_chmod]) ops.chmod = fuse3_chmod;
+#else
   if (implemented[op_readdir]) ops.readdir = fuse_native_readdir;
-  if (implemented[op_readlink]) ops.readlink = fuse_native_readlink;
   if (implemented[op_chown]) ops.chown = fuse_native_chown;
   if (implemented[op_chmod]) ops.chmod = fuse_native_chmod;
+#endif
+  if (implemented[op_readlink]) ops.readlink = fuse_native_readlink;
   if (implemented[op_mknod]) ops.mknod = fuse_native_mknod;
   if (implemented[op_setxattr]) ops.setxattr = fuse_native_setxattr;
   if (implemented[op_getxattr]) ops.getxattr = fuse_native_getxattr;
@@ -946,16 +1038,26 @@ NAPI_METHOD(fuse_native_mount) {
   if (implemented[op_release]) ops.release = fuse_native_release;
   if (implemented[op_releasedir]) ops.releasedir = fuse_native_releasedir;
   if (implemented[op_create]) ops.create = fuse_native_create;
+#ifdef HAKIT_FUSE3
+  if (implemented[op_utimens]) ops.utimens = fuse3_utimens;
+  if (implemented[op_rename]) ops.rename = fuse3_rename;
+#else
   if (implemented[op_utimens]) ops.utimens = fuse_native_utimens;
-  if (implemented[op_unlink]) ops.unlink = fuse_native_unlink;
   if (implemented[op_rename]) ops.rename = fuse_native_rename;
+#endif
+  if (implemented[op_unlink]) ops.unlink = fuse_native_unlink;
   if (implemented[op_link]) ops.link = fuse_native_link;
   if (implemented[op_symlink]) ops.symlink = fuse_native_symlink;
   if (implemented[op_mkdir]) ops.mkdir = fuse_native_mkdir;
   if (implemented[op_rmdir]) ops.rmdir = fuse_native_rmdir;
   if (implemented[op_init]) ops.init = fuse_native_init;
   if (implemented[op_fallocate]) ops.fallocate = fuse_native_fallocate; // HAKIT
+#ifdef HAKIT_FUSE3
+  // init sets nullpath_ok and hard_remove (struct fuse_config): it must run.
+  ops.init = fuse_native_init;
+#else
   ops.flag_nullpath_ok = 1; // HAKIT: ops on an unlinked open file get path "" instead of ENOENT
+#endif
 
   int _argc = (strcmp(mntopts, "-o") <= 0) ? 1 : 2;
   char *_argv[] = {
@@ -964,6 +1066,18 @@ NAPI_METHOD(fuse_native_mount) {
   };
 
   struct fuse_args args = FUSE_ARGS_INIT(_argc, _argv);
+#ifdef HAKIT_FUSE3
+  struct fuse *fuse = fuse_new(&args, &ops, sizeof(struct fuse_operations), ft);
+  if (fuse == NULL) {
+    napi_throw_error(env, "fuse failed", "fuse_new failed (bad mount options?)");
+    return NULL;
+  }
+  if (fuse_mount(fuse, mnt) != 0) {
+    fuse_destroy(fuse);
+    napi_throw_error(env, "fuse failed", "fuse_mount failed");
+    return NULL;
+  }
+#else
   struct fuse_chan *ch = fuse_mount(mnt, &args);
 
   if (ch == NULL) {
@@ -972,6 +1086,7 @@ NAPI_METHOD(fuse_native_mount) {
   }
 
   struct fuse *fuse = fuse_new(ch, &args, &ops, sizeof(struct fuse_operations), ft);
+#endif
 
   uv_mutex_init(&(ft->mut));
   uv_sem_init(&(ft->sem), 0);
@@ -979,7 +1094,9 @@ NAPI_METHOD(fuse_native_mount) {
   strncpy(ft->mnt, mnt, 1024);
   strncpy(ft->mntopts, mntopts, 1024);
   ft->fuse = fuse;
+#ifndef HAKIT_FUSE3
   ft->ch = ch;
+#endif
   ft->mounted++;
 
   int err = uv_async_init(uv_default_loop(), &(ft->async), (uv_async_cb) fuse_native_async_init);
@@ -1105,4 +1222,5 @@ NAPI_INIT() {
   NAPI_EXPORT_UINT32(op_mkdir)
   NAPI_EXPORT_UINT32(op_rmdir)
   NAPI_EXPORT_UINT32(op_fallocate)
+  NAPI_EXPORT_UINT32(hakit_fuse_api)
 }
