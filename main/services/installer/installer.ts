@@ -93,6 +93,8 @@ interface Detected {
   uid: number;
   distro: string;
   missing: string[];
+  /** What the node lacks for some features only (the install goes on, the step says so). */
+  warnings: string[];
   installedVersion: string | null;
 }
 
@@ -112,6 +114,7 @@ export function parseDetect(text: string): Detected {
     uid: Number(one('uid') || '-1'),
     distro: one('distro') || 'unknown',
     missing: values.get('missing') ?? [],
+    warnings: values.get('warning') ?? [],
     installedVersion: one('installed') || null,
   };
 }
@@ -123,6 +126,9 @@ const detectScript = [
   'echo "uid=$(id -u)"',
   '( . /etc/os-release 2>/dev/null; echo "distro=${PRETTY_NAME:-unknown}" )',
   'for c in sh tar gzip sha256sum mktemp flock sed grep; do command -v "$c" >/dev/null 2>&1 || echo "missing=$c"; done',
+  // The agent package's FUSE binding is built on libfuse 3 (docs/replication.md).
+  'fuse3=; for f in /lib/*/libfuse3.so.3 /usr/lib/*/libfuse3.so.3 /usr/lib64/libfuse3.so.3; do [ -e "$f" ] && fuse3=1; done',
+  '[ -n "$fuse3" ] || echo "warning=libfuse3-3 is not installed: mirror modules with <rfs> cannot replicate here (apt-get install libfuse3-3)"',
   'if [ -x /opt/hakit/private/bin/node ]; then echo "installed=$(/opt/hakit/hakit version 2>/dev/null | sed "s/^hakit //")"; else echo installed=; fi',
 ].join('\n');
 
@@ -221,7 +227,7 @@ export async function installNode(
       throw new StepError('detect', `commands missing on the node: ${detected.missing.join(', ')}`);
     if (detected.uid !== 0) await run(session, target, 'detect', 'true');
     done(
-      `${detected.distro}, ${detected.arch}, init ${detected.init}${detected.installedVersion ? `, agent ${detected.installedVersion} already there` : ''}`,
+      `${detected.distro}, ${detected.arch}, init ${detected.init}${detected.installedVersion ? `, agent ${detected.installedVersion} already there` : ''}${detected.warnings.map((warning) => `; ${warning}`).join('')}`,
     );
 
     begin('upload', `${basename(agentPackage.file)} by SFTP`);

@@ -172,9 +172,9 @@ describe('line diff and install detection', () => {
       { kind: 'same', text: 'c' },
     ]);
   });
-  test('the detect step reads OS, architecture, init, missing commands and an agent already there', () => {
+  test('the detect step reads OS, architecture, init, missing commands, warnings and an agent already there', () => {
     const detected = parseDetect(
-      'os=Linux\narch=x86_64\ninit=systemd\nuid=0\ndistro=Debian GNU/Linux 12\nmissing=flock\ninstalled=0.1.0\n',
+      'os=Linux\narch=x86_64\ninit=systemd\nuid=0\ndistro=Debian GNU/Linux 12\nmissing=flock\nwarning=libfuse3-3 is not installed\ninstalled=0.1.0\n',
     );
     assert.deepEqual(detected, {
       os: 'Linux',
@@ -183,6 +183,7 @@ describe('line diff and install detection', () => {
       uid: 0,
       distro: 'Debian GNU/Linux 12',
       missing: ['flock'],
+      warnings: ['libfuse3-3 is not installed'],
       installedVersion: '0.1.0',
     });
     assert.equal(parseDetect('os=Linux\ninstalled=\n').installedVersion, null);
