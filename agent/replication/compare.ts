@@ -268,6 +268,7 @@ export async function fullSync(replicator: Replicator, source: SyncSource): Prom
       ];
     });
   }
+  await resync.recheckLiveRenames();
   await resync.finish();
   await (
     await replicator.submitResync(async () => [{ op: { kind: 'syncEnd', full: true } }])

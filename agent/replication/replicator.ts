@@ -171,6 +171,8 @@ const checkIntervalMs = 100;
 const pingIntervalMs = 1000;
 const requestsInFlightMax = 64;
 const lockWaitersMax = 100_000;
+/** Live rename destinations a reintegration keeps; past it, it compares the whole tree. */
+const liveRenamedMax = 10_000;
 
 /** Events: 'state' (LinkState), 'peer-lost' (reason), 'secondary-up-to-date', 'resync-progress' ({doneBytes,totalBytes}). */
 export class Replicator extends EventEmitter {
@@ -182,6 +184,17 @@ export class Replicator extends EventEmitter {
   private timer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /**
+   * While a reintegration runs: where live renames moved names to. The reintegration planned
+   * its paths from the journal; a name renamed live before its ranges were sent moves, on the
+   * secondary, a copy that still lacks them, and the reintegration finds nothing left to send
+   * under the old name. It compares these destinations again before it ends (Jepsen check: two
+   * acknowledged small files, created while ALONE and renamed during the reintegration, ended
+   * empty on the secondary).
+   */
+  private liveRenamed: Set<string> | null = null;
+  private liveRenamedOverflow = false;
+
   /** Set once stopping: no new mutation is applied or acknowledged (see `fence`). */
   private fencedReason: string | undefined;
   /** The control plane names a secondary to serve; without one nothing connects. */
@@ -322,6 +335,8 @@ export class Replicator extends EventEmitter {
       this.attach(socket);
       await this.options.activity.newEpoch();
       this.setState('syncing');
+      this.liveRenamed = new Set();
+      this.liveRenamedOverflow = false;
     });
     try {
       await this.options.reintegrate(this, peer);
@@ -334,7 +349,27 @@ export class Replicator extends EventEmitter {
       this.emit('secondary-up-to-date');
     } catch (error) {
       await this.drop(`reintegration failed: ${(error as Error).message}`);
+    } finally {
+      this.liveRenamed = null;
     }
+  }
+
+  /**
+   * For the reintegration: the destinations of live renames since the last call, or `overflow`
+   * when there were more than it keeps (then the whole tree must be compared).
+   */
+  takeLiveRenamed(): { paths: string[]; overflow: boolean } {
+    const paths = [...(this.liveRenamed ?? [])];
+    const overflow = this.liveRenamedOverflow;
+    this.liveRenamed?.clear();
+    this.liveRenamedOverflow = false;
+    return { paths, overflow };
+  }
+
+  private noteLive(described: Described): void {
+    if (this.liveRenamed === null || described.op.kind !== 'rename') return;
+    if (this.liveRenamed.size >= liveRenamedMax) this.liveRenamedOverflow = true;
+    else this.liveRenamed.add(described.op.to);
   }
 
   private handshake(): Promise<{ socket: Socket; peer: PeerInfo }> {
@@ -580,6 +615,7 @@ export class Replicator extends EventEmitter {
       const local = await applyLocally();
       const described = describe(local);
       if (described === undefined) return local;
+      this.noteLive(described);
       // Room in the window is awaited here, under the lock: sequence numbers follow lock order.
       acknowledged = (await this.enqueue(described)).acked;
       return local;

@@ -13,7 +13,7 @@ import type { Op, PathSums, TimeFix } from './protocol.ts';
 import { frameDataBytesMax } from './protocol.ts';
 import type { Described, PeerInfo, Replicator } from './replicator.ts';
 import type { XattrReader } from './tree.ts';
-import { blockBytesFor, digestOf, listNames, sameXattrs, splitRoot, xattrSumsOf } from './tree.ts';
+import { blockBytesFor, digestOf, joinRoot, listNames, sameXattrs, splitRoot, xattrSumsOf } from './tree.ts';
 
 export interface SyncSource {
   /** The primary's real directories (private bind mounts), in `<replicated>` order. */
@@ -129,6 +129,9 @@ class Pacer {
       await new Promise((resolvePromise) => setTimeout(resolvePromise, Math.min(waitMs, 10_000)));
   }
 }
+
+/** Rounds of re-comparing live rename destinations before one comparison of everything. */
+const liveRenameRoundsMax = 8;
 
 export class Resync {
   private readonly pacer: Pacer;
@@ -463,6 +466,23 @@ export class Resync {
   async finish(): Promise<void> {
     await Promise.all(this.acks.splice(0));
   }
+
+  /**
+   * Compares again what live renames moved while this reintegration ran (see
+   * Replicator.takeLiveRenamed), until none is left; bounded rounds, then the whole tree.
+   */
+  async recheckLiveRenames(): Promise<void> {
+    for (let round = 0; round < liveRenameRoundsMax; round += 1) {
+      const { paths, overflow } = this.replicator.takeLiveRenamed();
+      if (!overflow && paths.length === 0) return;
+      const targets = overflow ? this.source.dirs.map((_dir, index) => joinRoot(index, '/')) : paths;
+      for (const path of targets) await this.syncEntry(path, true);
+    }
+    // Still renaming after that many rounds: one last comparison of everything.
+    this.replicator.takeLiveRenamed();
+    for (let index = 0; index < this.source.dirs.length; index += 1)
+      await this.syncEntry(joinRoot(index, '/'), true);
+  }
 }
 
 function replayOp(entry: ResyncPlan['namespace'][number]): Op | undefined {
@@ -531,6 +551,7 @@ export async function incrementalSync(
   }
   await resync.forEachParallel(suspectFiles, (suspect) => resync.syncEntry(suspect, false));
   for (const dir of plan.directories) await resync.syncEntry(dir, false);
+  await resync.recheckLiveRenames();
   await resync.finish();
   await (
     await replicator.submitResync(async () => [{ op: { kind: 'syncEnd', full: false } }])

@@ -18,6 +18,8 @@ export interface LoopbackOptions {
   readonly locktimeoutMs?: number;
   readonly sendtimeoutMs?: number;
   readonly noMounts?: boolean;
+  /** `reiallowedbw`: the reintegration's bandwidth cap (0: none). */
+  readonly reintegrationBytesPerSec?: number;
 }
 
 export const clusterKeyName = 'cluster.key';
@@ -50,7 +52,7 @@ export function loopbackConfig(
     acl: options.acl ?? false,
     locktimeoutMs: options.locktimeoutMs ?? 10_000,
     sendtimeoutMs: options.sendtimeoutMs ?? 2_000,
-    reiallowedbwBytesPerSec: 0,
+    reiallowedbwBytesPerSec: options.reintegrationBytesPerSec ?? 0,
     noMounts: options.noMounts ?? true,
   };
 }
