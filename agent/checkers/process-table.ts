@@ -34,12 +34,21 @@ export function readProcessTable(procDir = '/proc'): ProcessInfo[] {
   return processes;
 }
 
-/** `comm` and state letter from /proc/PID/stat; comm is in parentheses and may hold anything. */
-export function parseStat(stat: string): { comm: string; state: string } {
+/**
+ * `comm`, state letter and start time (field 22, clock ticks since boot; undefined if unreadable)
+ * from /proc/PID/stat; comm is in parentheses and may hold anything.
+ */
+export function parseStat(stat: string): { comm: string; state: string; startTicks: number | undefined } {
   const open = stat.indexOf('(');
   const close = stat.lastIndexOf(')');
   if (open < 0 || close < open) throw new Error('unreadable /proc stat line');
-  return { comm: stat.slice(open + 1, close), state: stat.slice(close + 2, close + 3) };
+  // After the comm, fields[0] is field 3 (state), so field 22 is fields[19].
+  const startTicks = Number(stat.slice(close + 2).split(' ')[19]);
+  return {
+    comm: stat.slice(open + 1, close),
+    state: stat.slice(close + 2, close + 3),
+    startTicks: Number.isInteger(startTicks) ? startTicks : undefined,
+  };
 }
 
 /** Whether a pid runs (zombies do not), read from one small file: cheap enough to poll. */
@@ -58,11 +67,7 @@ export function processExists(pid: number, procDir = '/proc'): boolean {
  */
 export function processStartTicks(pid: number, procDir = '/proc'): number | undefined {
   try {
-    const stat = readFileSync(`${procDir}/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is field 3 (state), so field 22 is fields[19].
-    const ticks = Number(fields[19]);
-    return Number.isInteger(ticks) ? ticks : undefined;
+    return parseStat(readFileSync(`${procDir}/${pid}/stat`, 'utf8')).startTicks;
   } catch {
     return undefined;
   }

@@ -12,7 +12,7 @@ import { replicationKeyOf, tlsPskOf } from './auth.ts';
 import type { ExclusionRule } from './filter.ts';
 import { makePathFilter } from './filter.ts';
 import type { FuseAddon } from './fuse/addon.ts';
-import { loadFuseAddon } from './fuse/addon.ts';
+import { fuseApiOf, loadFuseAddon } from './fuse/addon.ts';
 import { FuseMount } from './fuse/fuse-mount.ts';
 import { Interceptor } from './interceptor.ts';
 import { ActivityLog, JournalFile, StateFile } from './journal-file.ts';
@@ -293,7 +293,7 @@ export class DataPath extends EventEmitter {
           warn: (message) => this.emitEvent({ event: 'warning', message }),
         });
         const mount = new FuseMount(addon, dirConfig.dir, interceptor, {
-          options: fuseMountOptions(this.config.moduleName, addon.hakit_fuse_api === 3 ? 3 : 2),
+          options: fuseMountOptions(this.config.moduleName, fuseApiOf(addon)),
           onInternalError: (op, error) => {
             // A fenced mutation is expected while stopping: it fails with EIO, nothing to report.
             if ((error as Error).name === 'FencedError') return;
@@ -455,7 +455,7 @@ export class DataPath extends EventEmitter {
       binding:
         this.addon === undefined
           ? this.bindingReason
-          : this.addon.hakit_fuse_api === 3
+          : fuseApiOf(this.addon) === 3
             ? 'vendored fuse-native on libfuse 3 (requests up to 1 MiB)'
             : 'vendored fuse-native on libfuse 2.9 (big_writes, 128 KiB requests)',
       link: replicator?.state ?? (secondary?.connected === true ? 'connected' : 'waiting'),

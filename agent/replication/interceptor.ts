@@ -49,9 +49,8 @@ const cb = <T>(run: (done: (error: NodeJS.ErrnoException | null, value?: T) => v
 
 interface OpenFile {
   readonly syncWrites: boolean;
-  written: boolean;
-  /** The name of the last write (a rename may have moved it since; see pendingTimeFixes). */
-  writtenPath: string;
+  /** The name of the last write, null while unwritten (a rename may have moved it since). */
+  writtenPath: string | null;
 }
 
 export interface InterceptorOptions {
@@ -204,8 +203,7 @@ export class Interceptor implements FuseOperations {
   private remember(fh: number, flags: number): number {
     this.files.set(fh, {
       syncWrites: (flags & (constants.O_SYNC | constants.O_DSYNC)) !== 0,
-      written: false,
-      writtenPath: '',
+      writtenPath: null,
     });
     return fh;
   }
@@ -279,10 +277,7 @@ export class Interceptor implements FuseOperations {
     offset: number,
   ): Promise<number | Errno> {
     const file = this.files.get(fh);
-    if (file !== undefined) {
-      file.written = true;
-      file.writtenPath = path;
-    }
+    if (file !== undefined) file.writtenPath = path;
     const replicator = this.options.replicator;
     const localWrite = () => cb<number>((done) => fs.write(fh, buffer, 0, length, offset, done));
     if (replicator === undefined || !this.replicated(path)) {
@@ -364,13 +359,21 @@ export class Interceptor implements FuseOperations {
   async pendingTimeFixes(): Promise<Described[]> {
     const pending: Described[] = [];
     for (const file of this.files.values()) {
-      if (!file.written || !this.replicated(file.writtenPath)) continue;
-      file.written = false;
-      const fixes = await this.mtimeFix(file.writtenPath);
-      if (fixes.length > 0)
-        pending.push({ op: { kind: 'fsync', path: this.wire(file.writtenPath), dataOnly: true }, fixes });
+      const path = file.writtenPath;
+      file.writtenPath = null;
+      if (path === null || !this.replicated(path)) continue;
+      const fixed = await this.timeFixOf(path);
+      if (fixed !== undefined) pending.push(fixed);
     }
     return pending;
+  }
+
+  /** The operation that aligns the secondary's mtime of `path` with ours (a data fsync with a time fix). */
+  private async timeFixOf(path: string): Promise<Described | undefined> {
+    const fixes = await this.mtimeFix(path);
+    return fixes.length === 0
+      ? undefined
+      : { op: { kind: 'fsync', path: this.wire(path), dataOnly: true }, fixes };
   }
 
   async release(path: string, fh: number): Promise<Errno> {
@@ -382,16 +385,11 @@ export class Interceptor implements FuseOperations {
       return errnoOf(error);
     }
     // Writes moved the secondary's mtime to its own clock: align it with ours at close.
-    if (file?.written === true && this.replicated(path)) {
+    if (file !== undefined && file.writtenPath !== null && this.replicated(path)) {
       await this.mutate(
         path,
         async () => undefined,
-        async () => {
-          const fixes = await this.mtimeFix(path);
-          return fixes.length === 0
-            ? undefined
-            : { op: { kind: 'fsync', path: this.wire(path), dataOnly: true }, fixes };
-        },
+        () => this.timeFixOf(path),
       );
     }
     return 0;

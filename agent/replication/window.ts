@@ -126,10 +126,6 @@ export class InflightWindow<T> {
     return released;
   }
 
-  oldest(): InflightEntry<T> | undefined {
-    return this.entries[this.head];
-  }
-
   /** Empties the window (peer dropped); returns what was not reported applied, oldest first. */
   drain(): InflightEntry<T>[] {
     const rest = this.entries.slice(this.head);

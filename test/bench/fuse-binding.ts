@@ -4,7 +4,7 @@
 // them, async="second"), against the local disk measured in the same run. A separate client process
 // writes sequentially (1 MiB writes, then one fsync) and does 4 KiB pwrite+fsync loops.
 // Run (as root): node --import tsx test/bench/fuse-binding.ts [seq MiB, 256] [ops, 1000]
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -18,7 +18,7 @@ import {
   directInterceptor,
   loopbackConfig,
   loopbackPort,
-  waitEvent,
+  startPair,
   writeClusterKey,
 } from '../unit/replication/loopback.ts';
 
@@ -60,19 +60,17 @@ process.stdout.write(JSON.stringify({ seqMibPerSec, p50Ms: samples[Math.floor(sa
 
 /** Runs the client in its own process (asynchronously: the mount may be served by this one). */
 function client(dir: string): Promise<ClientResult> {
-  return new Promise((resolvePromise, reject) => {
-    import('node:child_process').then(({ execFile }) =>
-      execFile(
-        process.execPath,
-        ['-e', clientJs, dir, String(seqMib), String(ops)],
-        { timeout: 600_000 },
-        (error, stdout, stderr) =>
-          error
-            ? reject(new Error(`client in ${dir}: ${error.message} ${stderr}`))
-            : resolvePromise(JSON.parse(stdout)),
-      ),
-    );
-  });
+  return new Promise((resolvePromise, reject) =>
+    execFile(
+      process.execPath,
+      ['-e', clientJs, dir, String(seqMib), String(ops)],
+      { timeout: 600_000 },
+      (error, stdout, stderr) =>
+        error
+          ? reject(new Error(`client in ${dir}: ${error.message} ${stderr}`))
+          : resolvePromise(JSON.parse(stdout) as ClientResult),
+    ),
+  );
 }
 
 function line(label: string, result: ClientResult, baseline?: ClientResult): string {
@@ -119,10 +117,7 @@ async function replicated(addonFile: string, api: FuseApi): Promise<ClientResult
   await secondary.start();
   await primary.start();
   try {
-    await secondary.startSecondary({ listenHost: '127.0.0.1' });
-    const synced = waitEvent(primary, 'secondary-up-to-date', 30_000);
-    await primary.startPrimary({ peerHost: '127.0.0.1', fullSync: false });
-    await synced;
+    await startPair(primary, secondary);
     const before = (await primary.status()).counters;
     const result = await client(join(root, `data-${api}-p`));
     // Proof that it was replicated: what the stream carried, and identical trees after.

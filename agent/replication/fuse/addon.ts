@@ -32,6 +32,11 @@ export interface FuseAddon {
   readonly [key: string]: unknown;
 }
 
+/** The libfuse generation an addon was built against (builds before it was exported: 2). */
+export function fuseApiOf(addon: FuseAddon): 2 | 3 {
+  return addon.hakit_fuse_api === 3 ? 3 : 2;
+}
+
 export type NativeHandler = (handle: NativeHandle, opCode: number, ...args: never[]) => void;
 
 export type AddonLoad =

@@ -5,7 +5,12 @@ import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DataPathConfig, DataPathEvent } from '../../../agent/replication/data-path.ts';
+import type {
+  DataPathConfig,
+  DataPathEvent,
+  PrimaryStart,
+  SecondaryStart,
+} from '../../../agent/replication/data-path.ts';
 import { makePathFilter } from '../../../agent/replication/filter.ts';
 import type { FuseAddon } from '../../../agent/replication/fuse/addon.ts';
 import { Interceptor } from '../../../agent/replication/interceptor.ts';
@@ -72,6 +77,23 @@ export function waitEvent(source: EventEmitter, name: string, timeoutMs: number)
     };
     source.on('event', listener);
   });
+}
+
+/**
+ * Starts the secondary (listening on 127.0.0.1), then the primary, and waits for the first
+ * reintegration to end; returns what the primary's start returned. Either side may be an
+ * in-process DataPath or a ReplicationProcess.
+ */
+export async function startPair<Started>(
+  primary: EventEmitter & { startPrimary(start: PrimaryStart): Promise<Started> },
+  secondary: { startSecondary(start: SecondaryStart): Promise<unknown> },
+  timeoutMs = 30_000,
+): Promise<Started> {
+  await secondary.startSecondary({ listenHost: '127.0.0.1' });
+  const synced = waitEvent(primary, 'secondary-up-to-date', timeoutMs);
+  const started = await primary.startPrimary({ peerHost: '127.0.0.1', fullSync: false });
+  await synced;
+  return started;
 }
 
 /** The interceptor of replicated dir 0 over `realDir`, called directly (no mount). */

@@ -16,7 +16,7 @@ import { after, describe, test } from 'node:test';
 import { DataPath } from '../../../agent/replication/data-path.ts';
 import { loadFuseAddon } from '../../../agent/replication/fuse/addon.ts';
 import { ReplicationProcess } from '../../../agent/replication/process.ts';
-import { directInterceptor, loopbackConfig, loopbackPort, waitEvent, writeClusterKey } from './loopback.ts';
+import { directInterceptor, loopbackConfig, loopbackPort, startPair, writeClusterKey } from './loopback.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'hakit-rep-times-'));
 const load = loadFuseAddon();
@@ -43,10 +43,7 @@ describe('file times across a handover', { skip, timeout: 120_000 }, () => {
     const primary = new DataPath(loopbackConfig(root, 'p', port, { sendtimeoutMs: 5_000 }));
     await secondary.start();
     try {
-      await secondary.startSecondary({ listenHost: '127.0.0.1' });
-      const upToDate = waitEvent(primary, 'secondary-up-to-date', 30_000);
-      await primary.startPrimary({ peerHost: '127.0.0.1', fullSync: false });
-      await upToDate;
+      await startPair(primary, secondary);
       const engine = primary.primaryEngine;
       assert.ok(engine);
       const pid = (secondary as unknown as { child?: { pid?: number } }).child?.pid;

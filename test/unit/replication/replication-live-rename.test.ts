@@ -15,7 +15,14 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { DataPath } from '../../../agent/replication/data-path.ts';
 import { loadFuseAddon } from '../../../agent/replication/fuse/addon.ts';
-import { directInterceptor, loopbackConfig, loopbackPort, waitEvent, writeClusterKey } from './loopback.ts';
+import {
+  directInterceptor,
+  loopbackConfig,
+  loopbackPort,
+  waitEvent,
+  writeClusterKey,
+  startPair,
+} from './loopback.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'hakit-rep-live-rename-'));
 const load = loadFuseAddon();
@@ -34,10 +41,7 @@ describe('a live rename during a reintegration', { skip, timeout: 120_000 }, () 
     let secondary = new DataPath(loopbackConfig(root, 's', port, options));
     const primary = new DataPath(loopbackConfig(root, 'p', port, options));
     try {
-      await secondary.startSecondary({ listenHost: '127.0.0.1' });
-      const synced = waitEvent(primary, 'secondary-up-to-date', 30_000);
-      await primary.startPrimary({ peerHost: '127.0.0.1', fullSync: false });
-      await synced;
+      await startPair(primary, secondary);
       const engine = primary.primaryEngine;
       assert.ok(engine);
       const interceptor = directInterceptor(join(root, 'data-p'), engine, load.addon, (message) =>

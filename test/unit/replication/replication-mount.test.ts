@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { loadFuseAddon } from '../../../agent/replication/fuse/addon.ts';
 import { ReplicationProcess } from '../../../agent/replication/process.ts';
-import { loopbackConfig, loopbackPort, waitEvent, writeClusterKey } from './loopback.ts';
+import { loopbackConfig, loopbackPort, startPair, writeClusterKey } from './loopback.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'hakit-rep-mount-'));
 const load = loadFuseAddon();
@@ -46,10 +46,7 @@ describe('replication through a real FUSE mount', { skip, timeout: 120_000 }, ()
     await secondary.start();
     await primary.start();
     try {
-      await secondary.startSecondary({ listenHost: '127.0.0.1' });
-      const synced = waitEvent(primary, 'secondary-up-to-date', 30_000);
-      const started = await primary.startPrimary({ peerHost: '127.0.0.1', fullSync: false });
-      await synced;
+      const started = await startPair(primary, secondary);
       assert.match(readFileSync('/proc/mounts', 'utf8'), new RegExp(`${mounted} fuse`), 'FUSE is mounted');
       const sentBefore = Number((await primary.status()).counters['dataBytesSent'] ?? 0);
 

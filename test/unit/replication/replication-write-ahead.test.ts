@@ -15,7 +15,14 @@ import { after, describe, test } from 'node:test';
 import { DataPath } from '../../../agent/replication/data-path.ts';
 import { loadFuseAddon } from '../../../agent/replication/fuse/addon.ts';
 import { joinRoot } from '../../../agent/replication/tree.ts';
-import { directInterceptor, loopbackConfig, loopbackPort, waitEvent, writeClusterKey } from './loopback.ts';
+import {
+  directInterceptor,
+  loopbackConfig,
+  loopbackPort,
+  waitEvent,
+  writeClusterKey,
+  startPair,
+} from './loopback.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'hakit-rep-ahead-'));
 const load = loadFuseAddon();
@@ -46,10 +53,7 @@ describe('write sent ahead of the local write', { skip, timeout: 120_000 }, () =
     const secondary = new DataPath(loopbackConfig(root, 's', port));
     const primary = new DataPath(loopbackConfig(root, 'p', port));
     try {
-      await secondary.startSecondary({ listenHost: '127.0.0.1' });
-      const upToDate = waitEvent(primary, 'secondary-up-to-date', 30_000);
-      await primary.startPrimary({ peerHost: '127.0.0.1', fullSync: false });
-      await upToDate;
+      await startPair(primary, secondary);
       const engine = primary.primaryEngine;
       assert.ok(engine);
       const interceptor = directInterceptor(primaryDir, engine, load.addon, (message) =>
