@@ -69,6 +69,13 @@ function sendFrom(socket: Socket, data: Buffer): Promise<void> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// Waits for a condition (at most 5 s: a loaded CI host may delay timers and datagrams); the
+// assertions after it say what was missing.
+async function until(check: () => boolean): Promise<void> {
+  const deadlineMs = Date.now() + 5000;
+  while (!check() && Date.now() < deadlineMs) await sleep(20);
+}
+
 describe('heartbeat transport (loopback)', () => {
   const atA: ReceivedHeartbeat[] = [];
   const atB: ReceivedHeartbeat[] = [];
@@ -95,7 +102,8 @@ describe('heartbeat transport (loopback)', () => {
   });
 
   test('both sides pulse and deliver authenticated packets', async () => {
-    await sleep(300);
+    // Eight pulses each way (what is checked is delivery and order, not the rate).
+    await until(() => atA.length >= 8 && atB.length >= 8);
     const [countersA] = a.counters();
     assert.ok(countersA);
     assert.equal(countersA.bound, true);
@@ -124,7 +132,22 @@ describe('heartbeat transport (loopback)', () => {
     await sendFrom(forger, fresh);
     await sendFrom(stranger, packet({ incarnation: 9_000_000, seq: 2 }));
     await sendFrom(forger, packet({ module: 'other' }));
-    await sleep(100);
+    const reasons = [
+      'badMac',
+      'foreignCluster',
+      'malformed',
+      'replay',
+      'unexpectedSource',
+      'foreignModule',
+    ] as const;
+    await until(() => {
+      const now = a.counters()[0]?.dropped;
+      return (
+        now !== undefined &&
+        reasons.every((reason) => now[reason] > before[reason]) &&
+        atA.some((heartbeat) => heartbeat.fields.incarnation === 9_000_000)
+      );
+    });
     const after = a.counters()[0]?.dropped;
     assert.ok(after);
     const delta = (reason: keyof typeof after) => after[reason] - before[reason];
@@ -136,7 +159,7 @@ describe('heartbeat transport (loopback)', () => {
     assert.equal(delta('foreignModule'), 1);
     assert.ok(atA.some((heartbeat) => heartbeat.fields.incarnation === 9_000_000));
     // The genuine peer now has an older incarnation than the forged one: refused from here on.
-    await sleep(100);
+    await until(() => (a.counters()[0]?.dropped.oldIncarnation ?? 0) > 0);
     assert.ok((a.counters()[0]?.dropped.oldIncarnation ?? 0) > 0);
     const text = formatLanCounters(a.counters());
     assert.match(text, /heartbeat\.default 127\.0\.0\.1 -> 127\.0\.0\.2 udp\/\d+ bound/);
