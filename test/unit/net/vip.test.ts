@@ -97,6 +97,9 @@ describe('VirtualIp (fake commands)', () => {
     const node = new FakeNode();
     const result = await vipOn(node).acquire();
     assert.equal(result.status, 'added');
+    // The announcements run in the background: wait for both (bounded; a loaded host is slow).
+    const deadlineMs = Date.now() + 5000;
+    while (node.calls.length < 6 && Date.now() < deadlineMs) await sleep(10);
     await sleep(30);
     assert.deepEqual(node.calls, [
       'ip -j addr show',
