@@ -102,9 +102,19 @@ export class StateFile {
     await this.save();
   }
 
-  async save(): Promise<void> {
-    await writeFileDurable(this.file, `${JSON.stringify(this.state, null, 2)}\n`);
+  /**
+   * Saves one at a time, each writing the state as it is when its turn comes: concurrent saves
+   * shared one temporary file, so one rename failed (ENOENT) and an older state could land last.
+   */
+  save(): Promise<void> {
+    const saved = this.saving.then(() =>
+      writeFileDurable(this.file, `${JSON.stringify(this.state, null, 2)}\n`),
+    );
+    this.saving = saved.catch(() => undefined);
+    return saved;
   }
+
+  private saving: Promise<void> = Promise.resolve();
 }
 
 /** Append-only record file with an in-memory ChangeJournal mirror. Appends are serialised. */

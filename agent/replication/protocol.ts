@@ -38,6 +38,18 @@ export interface Frame {
   readonly flags: number;
   readonly seq: bigint;
   readonly body: Buffer;
+  /**
+   * Set when the decoder left the body's CRC to the caller (`FrameDecoder` with `deferCheckFrom`):
+   * the expected CRC, to pass to `checkFrameBody` before the body is used for anything durable.
+   */
+  readonly uncheckedCrc?: number;
+}
+
+/** Verifies a body whose check the decoder deferred; throws ProtocolError on a mismatch. */
+export function checkFrameBody(frame: Frame): void {
+  if (frame.uncheckedCrc === undefined) return;
+  if (crc32(frame.body) !== frame.uncheckedCrc)
+    throw new ProtocolError(`CRC mismatch on frame seq ${frame.seq} (type ${frame.type})`);
 }
 
 /** Time fix carried by an operation: the primary's mtime of a path right after applying it. */
@@ -521,6 +533,13 @@ export class FrameDecoder {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
 
+  /**
+   * `deferCheckFrom`: op frames with a body of at least this many bytes are returned unchecked
+   * (`uncheckedCrc` set). A secondary with async="second" acknowledges such a write on receipt and
+   * checks it off the writer's round trip, before applying it (secondary.ts says why that is safe).
+   */
+  constructor(private readonly deferCheckFrom = Number.POSITIVE_INFINITY) {}
+
   push(chunk: Buffer): Frame[] {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
@@ -537,16 +556,20 @@ export class FrameDecoder {
       const whole = this.take(frameHeaderBytes + bodyBytes);
       const body = whole.subarray(frameHeaderBytes);
       const expectedCrc = whole.readUInt32LE(16);
-      const actualCrc = crc32(body);
-      if (expectedCrc !== actualCrc) {
-        throw new ProtocolError(`CRC mismatch on frame seq ${whole.readBigUInt64LE(8)} (type ${type})`);
-      }
-      frames.push({
+      const frame = {
         type: type as FrameTypeCode,
         flags: whole.readUInt8(5),
         seq: whole.readBigUInt64LE(8),
         body,
-      });
+      };
+      if (type === FrameType.op && bodyBytes >= this.deferCheckFrom) {
+        frames.push({ ...frame, uncheckedCrc: expectedCrc });
+        continue;
+      }
+      if (crc32(body) !== expectedCrc) {
+        throw new ProtocolError(`CRC mismatch on frame seq ${frame.seq} (type ${type})`);
+      }
+      frames.push(frame);
     }
     return frames;
   }

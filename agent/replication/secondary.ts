@@ -23,6 +23,7 @@ import type { StateFile } from './journal-file.ts';
 import type { DirRequest, Frame, Op, TimeFix } from './protocol.ts';
 import {
   FrameDecoder,
+  checkFrameBody,
   FrameType,
   decodeHello,
   decodeDirRequest,
@@ -177,7 +178,12 @@ export class SecondaryServer extends EventEmitter {
     socket.setNoDelay(true);
     const connectionId = (this.connectionCount += 1);
     const serverNonce = newNonce();
-    const decoder = new FrameDecoder();
+    // async="second": a large write is acknowledged on receipt and its CRC checked before it is
+    // applied, off the writer's round trip (about 0.4 ms per MiB here). Safe because an operation
+    // stays in the primary's window until this node reports it applied: a mismatch fails the
+    // stream, the primary journals every unapplied operation and the reintegration resends them,
+    // as for a secondary killed after acknowledging. Barriers and small frames are checked first.
+    const decoder = new FrameDecoder(this.options.asyncMode === 'second' ? deferredCheckBytesMin : undefined);
     let authenticated = false;
     const handshakeTimer = setTimeout(
       () => socket.destroy(new Error('handshake timeout')),
@@ -231,7 +237,7 @@ export class SecondaryServer extends EventEmitter {
     };
 
     type Work =
-      | { kind: 'op'; seq: bigint; op: Op; fixes: readonly TimeFix[]; bytes: number }
+      | { kind: 'op'; frame: Frame; op: Op; fixes: readonly TimeFix[] }
       | { kind: 'sums'; id: bigint; path: string; blockBytes: number; xattrs: boolean }
       | { kind: 'list'; id: bigint; path: string }
       | { kind: 'dir'; id: bigint; request: DirRequest };
@@ -307,18 +313,19 @@ export class SecondaryServer extends EventEmitter {
         while (queue.length > 0 && !failed) {
           const work = queue.shift() as Work;
           if (work.kind === 'op') {
-            queuedBytes -= work.bytes;
+            queuedBytes -= work.frame.body.length;
             if (paused && queuedBytes <= queuedBytesLow) {
               paused = false;
               socket.resume();
             }
             try {
+              checkFrameBody(work.frame);
               await applyOne(work.op, work.fixes);
             } finally {
               this.unapplied -= 1;
             }
-            tracker.applied(work.seq);
-            this.lastApplied = work.seq;
+            tracker.applied(work.frame.seq);
+            this.lastApplied = work.frame.seq;
             scheduleAck();
           } else if (work.kind === 'sums') {
             const { applier, path } = applierFor(work.path);
@@ -401,9 +408,18 @@ export class SecondaryServer extends EventEmitter {
         case FrameType.op: {
           // After a failure nothing more is applied (nor acknowledged): the primary drops us.
           if (failed) break;
-          const { op, fixes } = decodeOp(frame.body);
+          let decoded: ReturnType<typeof decodeOp>;
+          try {
+            decoded = decodeOp(frame.body);
+          } catch (error) {
+            checkFrameBody(frame); // a damaged body says so rather than "malformed"
+            throw error;
+          }
+          const { op, fixes } = decoded;
+          // A barrier is acknowledged only once applied; never on an unchecked body.
+          if (isBarrier(op)) checkFrameBody(frame);
           tracker.received(frame.seq, isBarrier(op));
-          queue.push({ kind: 'op', seq: frame.seq, op, fixes, bytes: frame.body.length });
+          queue.push({ kind: 'op', frame, op, fixes });
           queuedBytes += frame.body.length;
           this.unapplied += 1;
           break;
@@ -477,6 +493,9 @@ const stopDrainTimeoutMs = 60_000;
 
 /** While applying or computing digests, a pong this often keeps the primary's sendtimeout off. */
 const busyPongIntervalMs = 250;
+
+/** async="second": op frames from this size on are acknowledged before their CRC is checked. */
+const deferredCheckBytesMin = 64 * 1024;
 
 /** Received, unapplied operation bytes at which the secondary stops reading, and resumes. */
 const queuedBytesMax = 64 * 1024 * 1024;

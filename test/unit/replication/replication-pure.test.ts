@@ -10,6 +10,7 @@ import type { DirEntrySums, Op } from '../../../agent/replication/protocol.ts';
 import {
   DirReplyWriter,
   FrameDecoder,
+  checkFrameBody,
   FrameType,
   ProtocolError,
   decodeDirReply,
@@ -126,6 +127,35 @@ describe('replication protocol', () => {
     const corrupt = Buffer.from(body);
     corrupt[0] = (corrupt[0] as number) ^ 1;
     assert.throws(() => new FrameDecoder().push(Buffer.concat([header, corrupt])), /CRC mismatch/);
+  });
+
+  test('a deferred check: large op bodies come back unchecked, checkFrameBody finds the damage', () => {
+    const large = Buffer.alloc(1000, 7);
+    const [header, body] = encodeFrame(FrameType.op, 5n, large);
+    const damaged = Buffer.from(body);
+    damaged[999] = (damaged[999] as number) ^ 0x10;
+    const [frame] = new FrameDecoder(1000).push(Buffer.concat([header, damaged]));
+    assert.ok(frame);
+    assert.equal(frame.uncheckedCrc, header.readUInt32LE(16));
+    assert.throws(() => checkFrameBody(frame), /CRC mismatch on frame seq 5/);
+    const [intact] = new FrameDecoder(1000).push(Buffer.concat([header, body]));
+    assert.ok(intact);
+    checkFrameBody(intact);
+    // Below the size, and any other frame type, are still checked by the decoder itself.
+    const [smallHeader, smallBody] = encodeFrame(FrameType.op, 6n, Buffer.alloc(999, 7));
+    const smallDamaged = Buffer.from(smallBody);
+    smallDamaged[0] = (smallDamaged[0] as number) ^ 1;
+    assert.throws(
+      () => new FrameDecoder(1000).push(Buffer.concat([smallHeader, smallDamaged])),
+      /CRC mismatch/,
+    );
+    const [pongHeader, pongBody] = encodeFrame(FrameType.pong, 7n, Buffer.alloc(1000, 7));
+    const pongDamaged = Buffer.from(pongBody);
+    pongDamaged[0] = (pongDamaged[0] as number) ^ 1;
+    assert.throws(
+      () => new FrameDecoder(1000).push(Buffer.concat([pongHeader, pongDamaged])),
+      /CRC mismatch/,
+    );
   });
 
   test('an oversized or unknown frame is refused from its header', () => {
