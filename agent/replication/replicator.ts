@@ -79,7 +79,13 @@ export interface Described {
 }
 
 interface Pending {
-  readonly described: Described;
+  /**
+   * What to journal if the peer drops before applying it, computed when the frame is queued: a
+   * write's data is a view of libfuse's buffer, detached (length 0) once the FUSE reply is sent,
+   * and with async="second" the reply precedes the secondary's apply (recordsOf afterwards
+   * journaled an empty range: the reintegration did not resend it).
+   */
+  readonly records: readonly JournalRecord[];
   resolve: () => void;
 }
 
@@ -573,7 +579,7 @@ export class Replicator extends EventEmitter {
     this.roomWaiter = undefined;
     waiter?.();
     this.setState('alone');
-    const records = unacknowledged.flatMap((entry) => recordsOf(entry.item.described));
+    const records = unacknowledged.flatMap((entry) => entry.item.records);
     // Appended now, synchronously in call order, so it precedes every ALONE operation's records.
     const journaled = Promise.all([this.options.journal.append(records), this.markJournalActive()]);
     this.emit('peer-lost', reason);
@@ -708,7 +714,7 @@ export class Replicator extends EventEmitter {
     let resolveAck: () => void = () => undefined;
     const acknowledged = new Promise<void>((resolvePromise) => (resolveAck = resolvePromise));
     const entry: InflightEntry<Pending> = this.window.push(
-      { described, resolve: resolveAck },
+      { records: recordsOf(described), resolve: resolveAck },
       bodyBytes,
       Date.now(),
     );
