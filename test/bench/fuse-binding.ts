@@ -4,6 +4,7 @@
 // them, async="second"), against the local disk measured in the same run. A separate client process
 // writes sequentially (1 MiB writes, then one fsync) and does 4 KiB pwrite+fsync loops.
 // Run (as root): node --import tsx test/bench/fuse-binding.ts [seq MiB, 256] [ops, 1000]
+// (HAKIT_BENCH_FUSE_APIS=3: the libfuse 3 build only)
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -152,7 +153,10 @@ async function main(): Promise<void> {
       `${seqMib} MiB sequential (1 MiB writes + fsync), ${ops} x 4 KiB pwrite+fsync; one client process`,
     );
     console.log(line('local disk', local));
+    // HAKIT_BENCH_FUSE_APIS=3 measures one binding only (quicker, when profiling the data path).
+    const apis = (process.env['HAKIT_BENCH_FUSE_APIS'] ?? '2,3').split(',').map(Number);
     for (const api of [2, 3] as const) {
+      if (!apis.includes(api)) continue;
       let file: string;
       try {
         file = buildFuseAddon(false, api);
