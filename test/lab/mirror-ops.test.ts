@@ -299,9 +299,12 @@ describe('mirror operations on two lab nodes', { skip, timeout: 1_800_000 }, () 
     await waitState('n2', 'SECOND (Ready)');
     await waitState('n1', 'PRIM (Ready)');
     const text = await mark('splitbrain');
+    // The witness first: n2 pings it only once the heartbeats are lost, and with the heartbeat
+    // link cut first a slow second `fault` call (loaded host, CI once) let n2 still reach c, and
+    // rightly go ALONE.
+    await labJson(['fault', '--name', lab, 'partition', 'n2', 'c']);
     const cutMs = Date.now();
     await labJson(['fault', '--name', lab, 'partition', 'n1', 'n2']);
-    await labJson(['fault', '--name', lab, 'partition', 'n2', 'c']);
     try {
       await waitState('n1', 'ALONE (Ready)');
       await waitState('n2', 'WAIT (NotReady)');
