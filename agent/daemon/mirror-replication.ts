@@ -498,7 +498,10 @@ export class MirrorReplication {
     this.quiet['rfs.link'] = status.link;
     this.quiet['rfs.journal_paths'] = String(status.journalPaths);
     if (status.lastDropReason !== '') this.quiet['rfs.last_drop'] = status.lastDropReason.slice(0, 200);
+    // resyncBytesSent: every reintegration's bytes since this node became primary (a reintegration
+    // interrupted and redone leaves its first pass out of lastResyncBytesSent).
     for (const name of [
+      'resyncBytesSent',
       'lastResyncBytesSent',
       'lastResyncMs',
       'lastResyncEndMs',
