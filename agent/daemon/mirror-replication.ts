@@ -508,6 +508,7 @@ export class MirrorReplication {
       'lastResyncFull',
       'lastResyncParallelMax',
       'streamEncryption',
+      'streamChecksum',
     ]) {
       const value = status.counters[name];
       if (value !== undefined) this.quiet[`rfs.${name}`] = String(value);

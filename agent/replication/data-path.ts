@@ -9,6 +9,7 @@ import { lstat, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadClusterKey } from '../heartbeat/cluster-key.ts';
 import { replicationKeyOf, tlsPskOf } from './auth.ts';
+import { crc32cImplementation } from './checksum.ts';
 import type { ExclusionRule } from './filter.ts';
 import { makePathFilter } from './filter.ts';
 import type { FuseAddon } from './fuse/addon.ts';
@@ -468,6 +469,7 @@ export class DataPath extends EventEmitter {
       lastDropReason: replicator?.lastDropReason ?? '',
       counters: {
         streamEncryption: this.config.moduleKeyFile === undefined ? 'off' : 'TLS 1.2 ECDHE-PSK',
+        streamChecksum: `CRC-32C, ${crc32cImplementation()}`,
         ...(replicator === undefined
           ? {}
           : {

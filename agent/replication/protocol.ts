@@ -1,11 +1,24 @@
 // Wire format of the replication stream (pure: no I/O). Every frame is a 20-byte header
-// (body length, type, flags, sequence number, CRC-32 of the body) and a body. Operations carry a
+// (body length, type, flags, sequence number, CRC of the body) and a body. Operations carry a
 // sequence number and are applied in that order; the receiver checks the CRC of every body before
 // using it and drops the connection on a mismatch (the primary then goes ALONE and journals).
+// The handshake's frames carry a CRC-32 (zlib), so a peer of another protocol version reads the
+// hello and says which version it expected; every later frame a CRC-32C (flag frameFlagCrc32c).
 import { crc32 } from 'node:zlib';
+import { crc32c } from './checksum.ts';
 
-/** 2: directory listings with small-file digests (dirRequest), xattr digests, keepXattrs. */
-export const protocolVersion = 2;
+/**
+ * 2: directory listings with small-file digests (dirRequest), xattr digests, keepXattrs.
+ * 3: frames after the handshake checked with CRC-32C (hardware where the CPU has it).
+ */
+export const protocolVersion = 3;
+/** Frame flag: the body's CRC is a CRC-32C (otherwise zlib's CRC-32). No other flag exists. */
+export const frameFlagCrc32c = 1;
+const frameFlagsKnown = frameFlagCrc32c;
+
+function checksumOf(flags: number): (data: Uint8Array, previous: number) => number {
+  return (flags & frameFlagCrc32c) !== 0 ? crc32c : crc32;
+}
 export const frameHeaderBytes = 20;
 /** The largest data payload in one write frame (FUSE sends at most 128 KiB; resync uses 1 MiB). */
 export const frameDataBytesMax = 1024 * 1024;
@@ -48,7 +61,7 @@ export interface Frame {
 /** Verifies a body whose check the decoder deferred; throws ProtocolError on a mismatch. */
 export function checkFrameBody(frame: Frame): void {
   if (frame.uncheckedCrc === undefined) return;
-  if (crc32(frame.body) !== frame.uncheckedCrc)
+  if (checksumOf(frame.flags)(frame.body, 0) !== frame.uncheckedCrc)
     throw new ProtocolError(`CRC mismatch on frame seq ${frame.seq} (type ${frame.type})`);
 }
 
@@ -505,11 +518,13 @@ export function encodeFrame(type: FrameTypeCode, seq: bigint, body: Buffer, flag
 
 /** The header of a frame whose body is `parts` in order (CRC chained over the parts, no copy). */
 export function frameHeaderOf(type: FrameTypeCode, seq: bigint, parts: readonly Buffer[], flags = 0): Buffer {
+  if ((flags & ~frameFlagsKnown) !== 0) throw new ProtocolError(`unknown frame flags ${flags}`);
+  const checksum = checksumOf(flags);
   let bodyBytes = 0;
   let crc = 0;
   for (const part of parts) {
     bodyBytes += part.length;
-    crc = crc32(part, crc);
+    crc = checksum(part, crc);
   }
   if (bodyBytes > frameBodyBytesMax)
     throw new ProtocolError(`frame body of ${bodyBytes} bytes over ${frameBodyBytesMax}`);
@@ -556,9 +571,11 @@ export class FrameDecoder {
       const whole = this.take(frameHeaderBytes + bodyBytes);
       const body = whole.subarray(frameHeaderBytes);
       const expectedCrc = whole.readUInt32LE(16);
+      const flags = whole.readUInt8(5);
+      if ((flags & ~frameFlagsKnown) !== 0) throw new ProtocolError(`unknown frame flags ${flags}`);
       const frame = {
         type: type as FrameTypeCode,
-        flags: whole.readUInt8(5),
+        flags,
         seq: whole.readBigUInt64LE(8),
         body,
       };
@@ -566,7 +583,7 @@ export class FrameDecoder {
         frames.push({ ...frame, uncheckedCrc: expectedCrc });
         continue;
       }
-      if (crc32(body) !== expectedCrc) {
+      if (checksumOf(flags)(body, 0) !== expectedCrc) {
         throw new ProtocolError(`CRC mismatch on frame seq ${frame.seq} (type ${type})`);
       }
       frames.push(frame);

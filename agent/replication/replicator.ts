@@ -35,6 +35,7 @@ import {
   encodeHello,
   encodeOpParts,
   encodeSumsRequest,
+  frameFlagCrc32c,
   frameHeaderOf,
   isBarrier,
   protocolVersion,
@@ -555,7 +556,8 @@ export class Replicator extends EventEmitter {
   private writeFrame(type: FrameTypeCode, seq: bigint, ...parts: Buffer[]): void {
     const socket = this.socket;
     if (socket === undefined) throw new Error('no stream');
-    const header = frameHeaderOf(type, seq, parts);
+    // Only after the handshake (which uses encodeFrame): CRC-32C.
+    const header = frameHeaderOf(type, seq, parts, frameFlagCrc32c);
     socket.cork();
     socket.write(header);
     for (const part of parts) socket.write(part);

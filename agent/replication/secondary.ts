@@ -30,6 +30,7 @@ import {
   decodeOp,
   decodeSumsRequest,
   encodeFrame,
+  frameFlagCrc32c,
   encodeList,
   encodeSumsReply,
   encodeText,
@@ -200,7 +201,10 @@ export class SecondaryServer extends EventEmitter {
     };
     const send = (type: (typeof FrameType)[keyof typeof FrameType], seq: bigint, body: Buffer) => {
       if (socket.destroyed) return;
-      const [header, payload] = encodeFrame(type, seq, body);
+      // The handshake's own frames with CRC-32, so that a peer of another protocol version can
+      // read them and say so; every later frame with CRC-32C.
+      const handshake = type === FrameType.challenge || type === FrameType.welcome;
+      const [header, payload] = encodeFrame(type, seq, body, handshake ? 0 : frameFlagCrc32c);
       socket.cork();
       socket.write(header);
       socket.write(payload);

@@ -20,6 +20,7 @@
 #include <napi-macros.h>
 
 #include <string.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <assert.h>
@@ -778,6 +779,59 @@ NAPI_METHOD(hakit_fallocate) {
   NAPI_RETURN_INT32(res < 0 ? -errno : 0)
 }
 
+// CRC-32C (Castagnoli) of the replication stream's frames: the SSE 4.2 instruction where the CPU
+// has it (about 3x zlib's CRC-32 here), a table otherwise. hakit_crc32c(buffer, previous) chains
+// like zlib's crc32(buffer, previous): previous is the CRC of what came before (0 to start).
+static uint32_t hakit_crc32c_table[256];
+static int hakit_crc32c_hw = -1;
+
+static void hakit_crc32c_init (void) {
+  for (uint32_t n = 0; n < 256; n++) {
+    uint32_t c = n;
+    for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    hakit_crc32c_table[n] = c;
+  }
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  hakit_crc32c_hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+#else
+  hakit_crc32c_hw = 0;
+#endif
+}
+
+static uint32_t hakit_crc32c_sw (uint32_t crc, const uint8_t *p, size_t n) {
+  while (n--) crc = hakit_crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+  return crc;
+}
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+__attribute__((target("sse4.2")))
+static uint32_t hakit_crc32c_hw_run (uint32_t crc, const uint8_t *p, size_t n) {
+  while (n > 0 && ((uintptr_t) p & 7) != 0) { crc = _mm_crc32_u8(crc, *p++); n--; }
+  uint64_t c = crc;
+  while (n >= 8) { uint64_t word; memcpy(&word, p, 8); c = _mm_crc32_u64(c, word); p += 8; n -= 8; }
+  crc = (uint32_t) c;
+  while (n > 0) { crc = _mm_crc32_u8(crc, *p++); n--; }
+  return crc;
+}
+#endif
+
+NAPI_METHOD(hakit_crc32c) {
+  NAPI_ARGV(2)
+  NAPI_ARGV_BUFFER_CAST(const uint8_t *, data, 0)
+  NAPI_ARGV_UINT32(previous, 1)
+  if (hakit_crc32c_hw < 0) hakit_crc32c_init();
+  uint32_t crc = ~previous;
+#if defined(__x86_64__)
+  if (hakit_crc32c_hw == 1) crc = hakit_crc32c_hw_run(crc, data, data_len);
+  else crc = hakit_crc32c_sw(crc, data, data_len);
+#else
+  crc = hakit_crc32c_sw(crc, data, data_len);
+#endif
+  NAPI_RETURN_UINT32(~crc)
+}
+
 NAPI_METHOD(hakit_lsetxattr) {
   NAPI_ARGV(4)
   NAPI_ARGV_UTF8(path, 4096, 0)
@@ -1181,6 +1235,7 @@ NAPI_INIT() {
   NAPI_EXPORT_FUNCTION(fuse_native_signal_fallocate)
   NAPI_EXPORT_FUNCTION(hakit_utimensat)
   NAPI_EXPORT_FUNCTION(hakit_fallocate)
+  NAPI_EXPORT_FUNCTION(hakit_crc32c)
   NAPI_EXPORT_FUNCTION(hakit_lsetxattr)
   NAPI_EXPORT_FUNCTION(hakit_lgetxattr)
   NAPI_EXPORT_FUNCTION(hakit_llistxattr)

@@ -19,6 +19,7 @@ import {
   type Frame,
   FrameDecoder,
   FrameType,
+  frameFlagCrc32c,
   frameHeaderOf,
   protocolVersion,
 } from '../../../agent/replication/protocol.ts';
@@ -93,8 +94,9 @@ test('async="second": a damaged 256 KiB write is acknowledged received, never ap
 
     // seq 1-2: a reintegration with nothing to send (the secondary is now up to date); seq 3-4: a
     // file created and written; seq 5: a 256 KiB write damaged after its CRC was computed.
+    // After the handshake frames carry a CRC-32C, as the primary sends them.
     const opFrame = (seq: bigint, parts: Buffer[]) =>
-      Buffer.concat([frameHeaderOf(FrameType.op, seq, parts), ...parts]);
+      Buffer.concat([frameHeaderOf(FrameType.op, seq, parts, frameFlagCrc32c), ...parts]);
     const upToDate = waitEvent(secondary, 'up-to-date', 5000);
     socket.write(opFrame(1n, encodeOpParts({ kind: 'syncBegin', full: false })));
     socket.write(opFrame(2n, encodeOpParts({ kind: 'syncEnd', full: false })));
@@ -106,7 +108,7 @@ test('async="second": a damaged 256 KiB write is acknowledged received, never ap
     );
     const data = Buffer.alloc(256 * 1024, 0x61);
     const parts = encodeOpParts({ kind: 'write', path: '/0/f', offset: 4, data });
-    const header = frameHeaderOf(FrameType.op, 5n, parts);
+    const header = frameHeaderOf(FrameType.op, 5n, parts, frameFlagCrc32c);
     const damaged = Buffer.concat(parts);
     // A byte of the data (the body ends with the time fixes' count, whose damage would not decode).
     damaged[damaged.length - 1000] = 0x62;
@@ -143,6 +145,51 @@ test('async="second": a damaged 256 KiB write is acknowledged received, never ap
       (JSON.parse(readFileSync(join(root, 'state-n2', 'state.json'), 'utf8')) as { upToDate: boolean })
         .upToDate;
     await eventually(() => savedUpToDate() === false);
+  } finally {
+    socket.destroy();
+    await secondary.stop(true);
+  }
+});
+
+test('a primary of another protocol version is refused, and the refusal names both versions', async () => {
+  const port = loopbackPort();
+  mkdirSync(join(root, 'data-n3'));
+  const secondary = new DataPath(loopbackConfig(root, 'n3', port, { asyncMode: 'second' }));
+  await secondary.startSecondary({ listenHost: '127.0.0.1' });
+  const warnings: string[] = [];
+  secondary.on('event', (event: { event: string; message?: string }) => {
+    if (event.event === 'warning' && event.message !== undefined) warnings.push(event.message);
+  });
+  const socket = connect({ host: '127.0.0.1', port });
+  try {
+    const next = framesOf(socket);
+    const challenge = await next();
+    assert.equal(challenge.type, FrameType.challenge);
+    assert.equal(challenge.flags, 0, 'the challenge is readable by any version (CRC-32)');
+    const key = replicationKeyOf(loadClusterKey(join(root, clusterKeyName)));
+    const clientNonce = newNonce();
+    const closed = new Promise((resolveClose) => socket.on('close', resolveClose));
+    socket.write(
+      Buffer.concat(
+        encodeFrame(
+          FrameType.hello,
+          0n,
+          encodeHello({
+            version: protocolVersion - 1,
+            moduleName: 'am',
+            nodeName: 'n1',
+            clientNonce,
+            mac: clientMac(key, Buffer.from(challenge.body), clientNonce, 'am'),
+          }),
+        ),
+      ),
+    );
+    await closed;
+    await eventually(() => warnings.length > 0);
+    assert.match(
+      warnings[0] ?? '',
+      new RegExp(`protocol version ${protocolVersion - 1}, expected ${protocolVersion}`),
+    );
   } finally {
     socket.destroy();
     await secondary.stop(true);

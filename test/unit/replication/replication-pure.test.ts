@@ -6,11 +6,14 @@ import fc from 'fast-check';
 import { clientMac, macEquals, replicationKeyOf, serverMac } from '../../../agent/replication/auth.ts';
 import { makePathFilter } from '../../../agent/replication/filter.ts';
 import { ChangeJournal, formatJournalRecord, parseJournalLine } from '../../../agent/replication/journal.ts';
+import { crc32 } from 'node:zlib';
+import { crc32cPortable } from '../../../agent/replication/checksum.ts';
 import type { DirEntrySums, Op } from '../../../agent/replication/protocol.ts';
 import {
   DirReplyWriter,
   FrameDecoder,
   checkFrameBody,
+  frameFlagCrc32c,
   FrameType,
   ProtocolError,
   decodeDirReply,
@@ -156,6 +159,27 @@ describe('replication protocol', () => {
       () => new FrameDecoder(1000).push(Buffer.concat([pongHeader, pongDamaged])),
       /CRC mismatch/,
     );
+  });
+
+  test('frames flagged CRC-32C are checked with CRC-32C; unflagged with CRC-32; other flags refused', () => {
+    const body = Buffer.from('a body of some bytes');
+    const [flaggedHeader] = encodeFrame(FrameType.op, 1n, body, frameFlagCrc32c);
+    const [plainHeader] = encodeFrame(FrameType.op, 1n, body);
+    assert.equal(flaggedHeader.readUInt32LE(16), crc32cPortable(body));
+    assert.equal(plainHeader.readUInt32LE(16), crc32(body));
+    assert.notEqual(flaggedHeader.readUInt32LE(16), plainHeader.readUInt32LE(16));
+    for (const header of [flaggedHeader, plainHeader]) {
+      const [frame] = new FrameDecoder().push(Buffer.concat([header, body]));
+      assert.equal(frame?.body.toString(), body.toString());
+    }
+    // A CRC-32 under the CRC-32C flag does not pass (nor the reverse).
+    const swapped = Buffer.from(flaggedHeader);
+    swapped.writeUInt32LE(crc32(body), 16);
+    assert.throws(() => new FrameDecoder().push(Buffer.concat([swapped, body])), /CRC mismatch/);
+    const unknown = Buffer.from(plainHeader);
+    unknown.writeUInt8(2, 5);
+    assert.throws(() => new FrameDecoder().push(Buffer.concat([unknown, body])), /unknown frame flags 2/);
+    assert.throws(() => encodeFrame(FrameType.op, 1n, body, 4), /unknown frame flags 4/);
   });
 
   test('an oversized or unknown frame is refused from its header', () => {
