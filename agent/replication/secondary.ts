@@ -20,8 +20,9 @@ import {
 import { ApplyError, TreeApplier } from './apply.ts';
 import type { FuseAddon } from './fuse/addon.ts';
 import type { StateFile } from './journal-file.ts';
-import type { DirRequest, Frame, Op, TimeFix } from './protocol.ts';
+import type { DecodedOp, DirRequest, Frame, Op, TimeFix } from './protocol.ts';
 import {
+  DeferredFrame,
   FrameDecoder,
   checkFrameBody,
   FrameType,
@@ -36,6 +37,7 @@ import {
   encodeText,
   encodeWelcome,
   isBarrier,
+  isBarrierCode,
   protocolVersion,
 } from './protocol.ts';
 import type { XattrReader } from './tree.ts';
@@ -241,7 +243,8 @@ export class SecondaryServer extends EventEmitter {
     };
 
     type Work =
-      | { kind: 'op'; frame: Frame; op: Op; fixes: readonly TimeFix[] }
+      // decoded: undefined for a large write acknowledged before its check (decoded in drain).
+      | { kind: 'op'; frame: Frame; bodyBytes: number; decoded: DecodedOp | undefined }
       | { kind: 'sums'; id: bigint; path: string; blockBytes: number; xattrs: boolean }
       | { kind: 'list'; id: bigint; path: string }
       | { kind: 'dir'; id: bigint; request: DirRequest };
@@ -317,14 +320,15 @@ export class SecondaryServer extends EventEmitter {
         while (queue.length > 0 && !failed) {
           const work = queue.shift() as Work;
           if (work.kind === 'op') {
-            queuedBytes -= work.frame.body.length;
+            queuedBytes -= work.bodyBytes;
             if (paused && queuedBytes <= queuedBytesLow) {
               paused = false;
               socket.resume();
             }
             try {
               checkFrameBody(work.frame);
-              await applyOne(work.op, work.fixes);
+              const { op, fixes } = work.decoded ?? decodeOp(work.frame.body);
+              await applyOne(op, fixes);
             } finally {
               this.unapplied -= 1;
             }
@@ -412,18 +416,25 @@ export class SecondaryServer extends EventEmitter {
         case FrameType.op: {
           // After a failure nothing more is applied (nor acknowledged): the primary drops us.
           if (failed) break;
-          let decoded: ReturnType<typeof decodeOp>;
+          if (frame instanceof DeferredFrame && !isBarrierCode(frame.opCode)) {
+            // Acknowledged as received now; checked, joined and decoded before it is applied.
+            tracker.received(frame.seq, false);
+            queue.push({ kind: 'op', frame, bodyBytes: frame.bodyBytes, decoded: undefined });
+            queuedBytes += frame.bodyBytes;
+            this.unapplied += 1;
+            break;
+          }
+          let decoded: DecodedOp;
           try {
             decoded = decodeOp(frame.body);
           } catch (error) {
             checkFrameBody(frame); // a damaged body says so rather than "malformed"
             throw error;
           }
-          const { op, fixes } = decoded;
           // A barrier is acknowledged only once applied; never on an unchecked body.
-          if (isBarrier(op)) checkFrameBody(frame);
-          tracker.received(frame.seq, isBarrier(op));
-          queue.push({ kind: 'op', frame, op, fixes });
+          if (isBarrier(decoded.op)) checkFrameBody(frame);
+          tracker.received(frame.seq, isBarrier(decoded.op));
+          queue.push({ kind: 'op', frame, bodyBytes: frame.body.length, decoded });
           queuedBytes += frame.body.length;
           this.unapplied += 1;
           break;

@@ -11,6 +11,7 @@ import { crc32cPortable } from '../../../agent/replication/checksum.ts';
 import type { DirEntrySums, Op } from '../../../agent/replication/protocol.ts';
 import {
   DirReplyWriter,
+  DeferredFrame,
   FrameDecoder,
   checkFrameBody,
   frameFlagCrc32c,
@@ -144,6 +145,18 @@ describe('replication protocol', () => {
     const [intact] = new FrameDecoder(1000).push(Buffer.concat([header, body]));
     assert.ok(intact);
     checkFrameBody(intact);
+    // Arriving in pieces: the body stays in the pieces (checked across them) until first read.
+    const pieces = new FrameDecoder(1000);
+    const stream = Buffer.concat([header, body, header]);
+    const got = [...pieces.push(stream.subarray(0, 7)), ...pieces.push(stream.subarray(7, 333))];
+    assert.equal(got.length, 0);
+    const [split] = pieces.push(stream.subarray(333, 1020 + 5));
+    assert.ok(split instanceof DeferredFrame);
+    assert.equal(split.bodyBytes, 1000);
+    assert.equal(split.seq, 5n);
+    checkFrameBody(split);
+    assert.deepEqual([...split.body], [...body]);
+    assert.equal(pieces.bufferedBytes, 5, "the next frame's first bytes stay pending");
     // Below the size, and any other frame type, are still checked by the decoder itself.
     const [smallHeader, smallBody] = encodeFrame(FrameType.op, 6n, Buffer.alloc(999, 7));
     const smallDamaged = Buffer.from(smallBody);
