@@ -35,6 +35,20 @@ async function eventually(check: () => boolean): Promise<void> {
   assert.ok(check(), 'condition not reached within 5 s');
 }
 
+/** The primary's hello to a challenge, authenticated with the cluster key, at `version`. */
+function helloFrame(challenge: Frame, version: number): Buffer {
+  const key = replicationKeyOf(loadClusterKey(join(root, clusterKeyName)));
+  const clientNonce = newNonce();
+  const hello = encodeHello({
+    version,
+    moduleName: 'am',
+    nodeName: 'n1',
+    clientNonce,
+    mac: clientMac(key, Buffer.from(challenge.body), clientNonce, 'am'),
+  });
+  return Buffer.concat(encodeFrame(FrameType.hello, 0n, hello));
+}
+
 /** Frames from the secondary, in order, with a wait for the next one. */
 function framesOf(socket: Socket): () => Promise<Frame> {
   const decoder = new FrameDecoder();
@@ -73,23 +87,7 @@ test('async="second": a damaged 256 KiB write is acknowledged received, never ap
     const next = framesOf(socket);
     const challenge = await next();
     assert.equal(challenge.type, FrameType.challenge);
-    const key = replicationKeyOf(loadClusterKey(join(root, clusterKeyName)));
-    const clientNonce = newNonce();
-    socket.write(
-      Buffer.concat(
-        encodeFrame(
-          FrameType.hello,
-          0n,
-          encodeHello({
-            version: protocolVersion,
-            moduleName: 'am',
-            nodeName: 'n1',
-            clientNonce,
-            mac: clientMac(key, Buffer.from(challenge.body), clientNonce, 'am'),
-          }),
-        ),
-      ),
-    );
+    socket.write(helloFrame(challenge, protocolVersion));
     assert.equal((await next()).type, FrameType.welcome);
 
     // seq 1-2: a reintegration with nothing to send (the secondary is now up to date); seq 3-4: a
@@ -166,24 +164,8 @@ test('a primary of another protocol version is refused, and the refusal names bo
     const challenge = await next();
     assert.equal(challenge.type, FrameType.challenge);
     assert.equal(challenge.flags, 0, 'the challenge is readable by any version (CRC-32)');
-    const key = replicationKeyOf(loadClusterKey(join(root, clusterKeyName)));
-    const clientNonce = newNonce();
     const closed = new Promise((resolveClose) => socket.on('close', resolveClose));
-    socket.write(
-      Buffer.concat(
-        encodeFrame(
-          FrameType.hello,
-          0n,
-          encodeHello({
-            version: protocolVersion - 1,
-            moduleName: 'am',
-            nodeName: 'n1',
-            clientNonce,
-            mac: clientMac(key, Buffer.from(challenge.body), clientNonce, 'am'),
-          }),
-        ),
-      ),
-    );
+    socket.write(helloFrame(challenge, protocolVersion - 1));
     await closed;
     await eventually(() => warnings.length > 0);
     assert.match(
