@@ -45,6 +45,15 @@ interface WatchState {
 
 export const pidPollMsDefault = 50;
 
+/**
+ * A watch's first verdict after activation, when it is "down", is confirmed this long after
+ * monitoring began: a start script that launches its daemon in the background returns before the
+ * daemon has exec'd its final command line, and a scan in between found nothing and restarted a
+ * module that was starting fine (seen on a loaded host: start_both, then a restart at once).
+ * Later deaths are reported at once.
+ */
+export const firstDownConfirmMs = 500;
+
 export class ErrdMonitor {
   private readonly watches: WatchState[];
   private activeClasses = new Set<string>();
@@ -52,6 +61,7 @@ export class ErrdMonitor {
   private suspended = false;
   private scanTimer: NodeJS.Timeout | null = null;
   private pidTimer: NodeJS.Timeout | null = null;
+  private confirmTimer: NodeJS.Timeout | null = null;
   private readonly readTable: () => ProcessInfo[];
   private readonly pidExists: (pid: number) => boolean;
 
@@ -141,15 +151,34 @@ export class ErrdMonitor {
     } else if (!anyEnabled && this.scanTimer !== null) {
       clearInterval(this.scanTimer);
       clearInterval(this.pidTimer ?? undefined);
+      clearTimeout(this.confirmTimer ?? undefined);
       this.scanTimer = null;
       this.pidTimer = null;
+      this.confirmTimer = null;
     }
     if (anyEnabled) this.scan();
   }
 
+  private monitoringDelayMs(watch: WatchState): number {
+    return Math.max(0, watch.config.startAfter - 1) * this.options.pollTimerMs;
+  }
+
   private monitoring(watch: WatchState, nowMs: number): boolean {
-    const delayMs = Math.max(0, watch.config.startAfter - 1) * this.options.pollTimerMs;
-    return watch.enabled && nowMs - watch.activeSinceMs >= delayMs;
+    return watch.enabled && nowMs - watch.activeSinceMs >= this.monitoringDelayMs(watch);
+  }
+
+  /** Scans again once the first-verdict confirmation time of `watch` has passed. */
+  private confirmLater(watch: WatchState, nowMs: number): void {
+    if (this.confirmTimer !== null) return;
+    const dueMs = watch.activeSinceMs + this.monitoringDelayMs(watch) + firstDownConfirmMs;
+    this.confirmTimer = setTimeout(
+      () => {
+        this.confirmTimer = null;
+        this.scan();
+      },
+      Math.max(1, dueMs - nowMs),
+    );
+    this.confirmTimer.unref();
   }
 
   private checkPids(): void {
@@ -179,7 +208,13 @@ export class ErrdMonitor {
       }
       const matched = matchingProcesses(watch.config, table);
       watch.pids = matched.map((process) => process.pid);
-      this.verdict(watch, countSatisfies(watch.config, matched.length), matched.length);
+      const up = countSatisfies(watch.config, matched.length);
+      const sinceMonitoringMs = nowMs - watch.activeSinceMs - this.monitoringDelayMs(watch);
+      if (!up && watch.up === null && sinceMonitoringMs < firstDownConfirmMs) {
+        this.confirmLater(watch, nowMs);
+        continue;
+      }
+      this.verdict(watch, up, matched.length);
     }
   }
 

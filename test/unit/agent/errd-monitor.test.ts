@@ -3,7 +3,12 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { after, describe, test } from 'node:test';
-import { ErrdMonitor, type ErrdReport, type ErrdWatchConfig } from '../../../agent/checkers/errd-monitor.ts';
+import {
+  ErrdMonitor,
+  type ErrdReport,
+  type ErrdWatchConfig,
+  firstDownConfirmMs,
+} from '../../../agent/checkers/errd-monitor.ts';
 
 const children: ChildProcess[] = [];
 
@@ -88,9 +93,50 @@ describe('errd monitor', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.deepEqual(reports, []);
     monitor.setActiveClasses(['prim']);
-    const report = await nextReport(reports, 1, 1000);
+    const report = await nextReport(reports, 1, 3000);
     assert.equal(report.up, false, 'nothing runs with that tag');
     monitor.stop();
+  });
+
+  test('a daemon that a start script launches in the background, still exec-ing at activation, is not reported down', async () => {
+    // The table as a scan sees it: at activation the launched process is not yet `sleep 1000.T`
+    // (still the shell's fork); 100 ms later it is.
+    const activatedMs = Date.now() + 20;
+    const table = () =>
+      Date.now() < activatedMs + 100
+        ? [{ pid: 4242, comm: 'bash', args: ['start_both'] }]
+        : [{ pid: 4242, comm: 'sleep', args: ['1000.late'] }];
+    const reports: ErrdReport[] = [];
+    const monitor = new ErrdMonitor([watch('late')], {
+      pollTimerMs: 30_000,
+      pidPollMs: 50,
+      readTable: table,
+      pidExists: () => true,
+      onReport: (report) => reports.push(report),
+      onError: (error) => assert.fail(error),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    monitor.setActiveClasses(['both']);
+    const first = await nextReport(reports, 1, 3000);
+    assert.equal(first.up, true, `first verdict: ${first.message}`);
+    assert.equal(reports.length, 1, 'no down verdict before it');
+    monitor.stop();
+
+    // One that never appears is reported down, once the confirmation time has passed.
+    const missing: ErrdReport[] = [];
+    const startedMs = Date.now();
+    const never = new ErrdMonitor([watch('never')], {
+      pollTimerMs: 30_000,
+      pidPollMs: 50,
+      readTable: () => [],
+      onReport: (report) => missing.push(report),
+      onError: (error) => assert.fail(error),
+    });
+    never.setActiveClasses(['both']);
+    const down = await nextReport(missing, 1, 3000);
+    assert.equal(down.up, false);
+    assert.ok(Date.now() - startedMs >= firstDownConfirmMs - 5, 'after the confirmation time');
+    never.stop();
   });
 
   test('atmax 0 makes any running process an error; custom classes are switched by name', async () => {
@@ -106,7 +152,7 @@ describe('errd monitor', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     monitor.setActiveClasses(['both']);
     monitor.setCustomClass('myclass', true);
-    const report = await nextReport(reports, 1, 1000);
+    const report = await nextReport(reports, 1, 3000);
     assert.equal(report.up, false);
     assert.match(report.message, /at most 0 allowed/);
     monitor.stop();
