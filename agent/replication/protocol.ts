@@ -51,11 +51,6 @@ export interface Frame {
   readonly flags: number;
   readonly seq: bigint;
   readonly body: Buffer;
-  /**
-   * Set when the decoder left the body's CRC to the caller (`FrameDecoder` with `deferCheckFrom`):
-   * the expected CRC, to pass to `checkFrameBody` before the body is used for anything durable.
-   */
-  readonly uncheckedCrc?: number;
 }
 
 /**
@@ -89,6 +84,7 @@ export class DeferredFrame implements Frame {
     return (this.parts[0] as Buffer)[0] as number;
   }
 
+  /** The CRC chained over the chunks (the body is not joined for it). */
   crcOfBody(): number {
     const checksum = checksumOf(this.flags);
     let crc = 0;
@@ -97,11 +93,13 @@ export class DeferredFrame implements Frame {
   }
 }
 
-/** Verifies a body whose check the decoder deferred; throws ProtocolError on a mismatch. */
+/**
+ * Verifies a body whose check the decoder deferred (a `DeferredFrame`; every other frame was
+ * checked when decoded); throws ProtocolError on a mismatch.
+ */
 export function checkFrameBody(frame: Frame): void {
-  if (frame.uncheckedCrc === undefined) return;
-  const actual = frame instanceof DeferredFrame ? frame.crcOfBody() : checksumOf(frame.flags)(frame.body, 0);
-  if (actual !== frame.uncheckedCrc)
+  if (!(frame instanceof DeferredFrame)) return;
+  if (frame.crcOfBody() !== frame.uncheckedCrc)
     throw new ProtocolError(`CRC mismatch on frame seq ${frame.seq} (type ${frame.type})`);
 }
 

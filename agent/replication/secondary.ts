@@ -416,23 +416,19 @@ export class SecondaryServer extends EventEmitter {
         case FrameType.op: {
           // After a failure nothing more is applied (nor acknowledged): the primary drops us.
           if (failed) break;
-          if (frame instanceof DeferredFrame && !isBarrierCode(frame.opCode)) {
-            // Acknowledged as received now; checked, joined and decoded before it is applied.
-            tracker.received(frame.seq, false);
-            queue.push({ kind: 'op', frame, bodyBytes: frame.bodyBytes, decoded: undefined });
-            queuedBytes += frame.bodyBytes;
-            this.unapplied += 1;
-            break;
+          if (frame instanceof DeferredFrame) {
+            if (!isBarrierCode(frame.opCode)) {
+              // Acknowledged as received now; checked, joined and decoded before it is applied.
+              tracker.received(frame.seq, false);
+              queue.push({ kind: 'op', frame, bodyBytes: frame.bodyBytes, decoded: undefined });
+              queuedBytes += frame.bodyBytes;
+              this.unapplied += 1;
+              break;
+            }
+            // A barrier is acknowledged only once applied; never on an unchecked body.
+            checkFrameBody(frame);
           }
-          let decoded: DecodedOp;
-          try {
-            decoded = decodeOp(frame.body);
-          } catch (error) {
-            checkFrameBody(frame); // a damaged body says so rather than "malformed"
-            throw error;
-          }
-          // A barrier is acknowledged only once applied; never on an unchecked body.
-          if (isBarrier(decoded.op)) checkFrameBody(frame);
+          const decoded = decodeOp(frame.body);
           tracker.received(frame.seq, isBarrier(decoded.op));
           queue.push({ kind: 'op', frame, bodyBytes: frame.body.length, decoded });
           queuedBytes += frame.body.length;

@@ -139,7 +139,7 @@ describe('replication protocol', () => {
     const damaged = Buffer.from(body);
     damaged[999] = (damaged[999] as number) ^ 0x10;
     const [frame] = new FrameDecoder(1000).push(Buffer.concat([header, damaged]));
-    assert.ok(frame);
+    assert.ok(frame instanceof DeferredFrame);
     assert.equal(frame.uncheckedCrc, header.readUInt32LE(16));
     assert.throws(() => checkFrameBody(frame), /CRC mismatch on frame seq 5/);
     const [intact] = new FrameDecoder(1000).push(Buffer.concat([header, body]));
